@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "apps.accounts"
+    label = "accounts"
+    verbose_name = "Users and roles"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from . import models
+
+        auditlog.register(models.User, include_fields=["email", "full_name", "vendor_role", "is_active"])
+        auditlog.register(models.PartnerMembership)
+        auditlog.register(models.ClientMembership)

@@ -1,0 +1,12 @@
+"""URLs of a client's host: its dashboard, its API, sign-in."""
+
+from django.urls import include, path
+
+from apps.api.urls import schema_urlpatterns
+
+urlpatterns = [
+    path("accounts/", include("apps.accounts.urls")),
+    path("api/v1/", include("apps.api.urls")),
+    *schema_urlpatterns("config.urls_tenant"),
+    path("", include("apps.portals.dashboard.urls")),
+]
