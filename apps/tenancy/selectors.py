@@ -24,8 +24,8 @@ class HistoryEntry:
     changes: dict
 
 
-def _entries(queryset) -> list[HistoryEntry]:
-    rows = queryset.select_related("actor", "content_type").order_by("-timestamp", "-pk")[:HISTORY_LIMIT]
+def _entries(queryset, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
+    rows = queryset.select_related("actor", "content_type").order_by("-timestamp", "-pk")[:limit]
     return [
         HistoryEntry(
             timestamp=row.timestamp,
@@ -67,3 +67,11 @@ def client_history(*, client: Client, include_client_log: bool) -> list[HistoryE
             own = _entries(LogEntry.objects.all())
     merged = sorted(public + own, key=lambda entry: entry.timestamp, reverse=True)
     return merged[:HISTORY_LIMIT]
+
+
+def client_activity(*, client: Client, limit: int = 10) -> list[HistoryEntry]:
+    """The client's own change log (kept in its schema), newest first: what its dashboard shows."""
+    if not client.is_ready:
+        return []
+    with schema_context(client.schema_name):
+        return _entries(LogEntry.objects.all(), limit=limit)

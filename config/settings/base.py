@@ -31,6 +31,9 @@ PUBLIC_URL_PORT = env.str("PUBLIC_URL_PORT", default="8000" if DEBUG else "")
 SHARED_APPS = [
     # Before django_tenants so its migrate/migrate_schemas commands win (they keep the template migrated).
     "apps.tenancy",
+    # Before django_tenants so Django's own admin templates are used (django_tenants' expect a tenant
+    # object on every request; the platform host has none).
+    "django.contrib.admin",
     "django_tenants",
     "apps.core",
     "apps.accounts",
@@ -38,7 +41,6 @@ SHARED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.admin",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",

@@ -1,2 +1,17 @@
+from django.urls import path
+
+from . import views
+
 app_name = "management"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("clients/new/", views.client_create, name="client_create"),
+    path("clients/<int:pk>/", views.client_detail, name="client_detail"),
+    path("clients/<int:pk>/status/", views.client_status, name="client_status"),
+    path("clients/<int:pk>/retry/", views.client_retry, name="client_retry"),
+    path("clients/<int:pk>/engineers/", views.client_engineers_view, name="client_engineers"),
+    path("team/", views.team, name="team"),
+    path("team/invite/", views.team_invite, name="team_invite"),
+    path("team/<int:pk>/remove/", views.team_remove, name="team_remove"),
+]

@@ -1,0 +1,157 @@
+"""Client dashboard (a client's own host): the client at a glance and its users.
+
+The connection is already on the client's schema (tenant middleware) and
+`request.tenant` is the client; `@client_portal` has checked the user's role in it.
+"""
+
+from django.contrib import messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.accounts import services as account_services
+from apps.accounts.access import access_client_member, client_member_list
+from apps.accounts.decorators import client_portal
+from apps.accounts.models import ClientMembership, ClientRole
+from apps.core.exceptions import ApplicationError
+from apps.core.htmx import redirect_after_post
+from apps.core.pagination import paginate
+from apps.tenancy.selectors import client_activity
+
+from .forms import ClientUserInviteForm, ClientUserRoleForm
+
+ADMIN_ONLY = [ClientRole.CLIENT_ADMIN]
+HOME_USERS_SHOWN = 5
+HOME_ACTIVITY_SHOWN = 10
+
+
+def _is_client_admin(request: HttpRequest) -> bool:
+    return request.client_membership.role == ClientRole.CLIENT_ADMIN
+
+
+def _with_role_form(membership: ClientMembership) -> ClientMembership:
+    # One role picker per table row: ids must stay unique on the page.
+    membership.role_form = ClientUserRoleForm(
+        initial={"role": membership.role}, auto_id=f"id_member_{membership.pk}_%s"
+    )
+    return membership
+
+
+def _crumbs(*trail: tuple[str, str | None]) -> list[tuple[str, str | None]]:
+    return [("Home", reverse("dashboard:home")), *trail]
+
+
+@client_portal()
+def home(request: HttpRequest) -> HttpResponse:
+    client = request.tenant
+    members = client_member_list(client=client)
+    by_role = dict(members.values_list("role").annotate(n=Count("pk")).order_by())
+    context = {
+        "client": client,
+        "is_client_admin": _is_client_admin(request),
+        "role_counts": [(value, label, by_role.get(value, 0)) for value, label in ClientRole.choices],
+        "user_count": sum(by_role.values()),
+        "members": members.order_by("user__email")[:HOME_USERS_SHOWN],
+        "activity": client_activity(client=client, limit=HOME_ACTIVITY_SHOWN),
+    }
+    return render(request, "portals/dashboard/home.html", context)
+
+
+@client_portal()
+def user_list(request: HttpRequest) -> HttpResponse:
+    is_admin = _is_client_admin(request)
+    page_obj = paginate(request, client_member_list(client=request.tenant).order_by("user__email"))
+    if is_admin:
+        for membership in page_obj:
+            _with_role_form(membership)
+    context = {
+        "page_obj": page_obj,
+        "is_client_admin": is_admin,
+        "crumbs": _crumbs(("Users", None)),
+    }
+    return render(request, "portals/dashboard/user_list.html", context)
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_http_methods(["GET", "POST"])
+def user_invite(request: HttpRequest) -> HttpResponse:
+    form = ClientUserInviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = account_services.client_member_invite(
+                client=request.tenant,
+                **form.cleaned_data,
+                actor=request.user,
+                base_url=request.build_absolute_uri("/"),
+            )
+        except ApplicationError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+        else:
+            role = membership.get_role_display().lower()
+            messages.success(request, f"Invitation sent to {membership.user.email} as {role}.")
+            return redirect("dashboard:user_list")
+    context = {
+        "form": form,
+        "crumbs": _crumbs(("Users", reverse("dashboard:user_list")), ("Invite", None)),
+    }
+    return render(request, "portals/dashboard/user_invite.html", context)
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_POST
+def user_role(request: HttpRequest, pk: int) -> HttpResponse:
+    membership = access_client_member(request.user, request.tenant, pk)
+    form = ClientUserRoleForm(request.POST)
+    error = None
+    if not form.is_valid():
+        error = "Choose one of the listed roles."
+    else:
+        try:
+            membership = account_services.client_member_set_role(
+                membership=membership, role=form.cleaned_data["role"], actor=request.user
+            )
+        except ApplicationError as exc:
+            error = exc.message
+    own_demotion = (
+        error is None and membership.user_id == request.user.pk and membership.role != ClientRole.CLIENT_ADMIN
+    )
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.boosted and not own_demotion:
+        # Swap just this row: the saved role, or the unchanged one with the reason it was refused.
+        context = {
+            "membership": _with_role_form(membership),
+            "is_client_admin": True,
+            "row_error": error,
+            "row_saved": error is None,
+        }
+        return render(request, "portals/dashboard/user_list.html#user_row", context)
+    if error:
+        messages.error(request, error)
+    elif own_demotion:
+        # The page this came from offered admin controls that are no longer theirs: reload it whole.
+        messages.success(request, f"Your role is now {membership.get_role_display().lower()}.")
+    else:
+        messages.success(request, f"{membership.user.email} is now {membership.get_role_display().lower()}.")
+    return redirect_after_post(request, reverse("dashboard:user_list"))
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_http_methods(["GET", "POST"])
+def user_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    membership = access_client_member(request.user, request.tenant, pk)
+    if request.method == "POST":
+        try:
+            account_services.client_member_remove(membership=membership, actor=request.user)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            email, client_name = membership.user.email, request.tenant.name
+            messages.success(request, f"{email} no longer has access to {client_name}.")
+        return redirect("dashboard:user_list")
+    context = {
+        "membership": membership,
+        "crumbs": _crumbs(("Users", reverse("dashboard:user_list")), ("Remove user", None)),
+    }
+    return render(request, "portals/dashboard/user_remove.html", context)
