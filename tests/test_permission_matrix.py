@@ -30,7 +30,7 @@ CLIENT_A = {"client_a_admin", "client_a_operator", "client_a_viewer"}
 
 def answers(default, **overrides) -> dict:
     """Expected answer per persona: anonymous → login unless overridden; `default` for the rest."""
-    table = {persona: default for persona in PERSONAS}
+    table = dict.fromkeys(PERSONAS, default)
     table["anonymous"] = R
     table.update(overrides)
     return table
@@ -76,40 +76,96 @@ CASES = [
     # Super-admin portal
     Case("public:superadmin:home", get=vendor_only),
     Case("public:superadmin:partner_list", get=vendor_only),
-    Case("public:superadmin:partner_create", get=vendor_only, post=vendor_only, data={"name": "X", "slug": "xx-x"}),
+    Case(
+        "public:superadmin:partner_create",
+        get=vendor_only,
+        post=vendor_only,
+        data={"name": "X", "slug": "xx-x"},
+    ),
     Case("public:superadmin:partner_detail", lambda w: {"pk": w.partner_a.pk}, get=vendor_only),
-    Case("public:superadmin:partner_edit", lambda w: {"pk": w.partner_a.pk}, get=vendor_only, post=vendor_only,
-         data={"name": "Renamed"}),
-    Case("public:superadmin:partner_deactivate", lambda w: {"pk": w.partner_a.pk}, get=vendor_only, post=vendor_only),
+    Case(
+        "public:superadmin:partner_edit",
+        lambda w: {"pk": w.partner_a.pk},
+        get=vendor_only,
+        post=vendor_only,
+        data={"name": "Renamed"},
+    ),
+    Case(
+        "public:superadmin:partner_deactivate",
+        lambda w: {"pk": w.partner_a.pk},
+        get=vendor_only,
+        post=vendor_only,
+    ),
     Case("public:superadmin:partner_activate", lambda w: {"pk": w.partner_a.pk}, post=vendor_only),
-    Case("public:superadmin:partner_invite_admin", lambda w: {"pk": w.partner_a.pk}, get=vendor_only,
-         post=vendor_only, data={"full_name": "Eve", "email": "eve@example.com"}),
+    Case(
+        "public:superadmin:partner_invite_admin",
+        lambda w: {"pk": w.partner_a.pk},
+        get=vendor_only,
+        post=vendor_only,
+        data={"full_name": "Eve", "email": "eve@example.com"},
+    ),
     Case("public:superadmin:client_list", get=vendor_only),
     Case("public:superadmin:client_detail", lambda w: {"pk": w.client_a.pk}, get=vendor_only),
     # Management portal
     Case("public:management:home", get=partner_team),
-    Case("public:management:client_create", get=partner_admins, post=partner_admins,
-         data={"name": "Evil", "slug": "evil-co"}),
+    Case(
+        "public:management:client_create",
+        get=partner_admins,
+        post=partner_admins,
+        data={"name": "Evil", "slug": "evil-co"},
+    ),
     Case("public:management:client_detail", lambda w: {"pk": w.client_a.pk}, get=client_a_in_portal),
-    Case("public:management:client_detail", lambda w: {"pk": w.client_a2.pk},
-         get=only({"partner_a_admin"}, partner_a_engineer=NOT_FOUND, partner_b_admin=NOT_FOUND)),
+    Case(
+        "public:management:client_detail",
+        lambda w: {"pk": w.client_a2.pk},
+        get=only({"partner_a_admin"}, partner_a_engineer=NOT_FOUND, partner_b_admin=NOT_FOUND),
+    ),
     Case("public:management:client_status", lambda w: {"pk": w.client_a.pk}, get=client_a_in_portal),
     Case("public:management:client_retry", lambda w: {"pk": w.client_a.pk}, post=client_a_admin_only),
-    Case("public:management:client_engineers", lambda w: {"pk": w.client_a.pk}, get=client_a_admin_only,
-         post=client_a_admin_only, data={"engineers": []}),
+    Case(
+        "public:management:client_engineers",
+        lambda w: {"pk": w.client_a.pk},
+        get=client_a_admin_only,
+        post=client_a_admin_only,
+        data={"engineers": []},
+    ),
     Case("public:management:team", get=partner_team),
-    Case("public:management:team_invite", get=partner_admins, post=partner_admins,
-         data={"full_name": "Eve", "email": "eve@example.com", "role": "partner_engineer"}),
-    Case("public:management:team_remove", a_engineer_membership, get=client_a_admin_only, post=client_a_admin_only),
+    Case(
+        "public:management:team_invite",
+        get=partner_admins,
+        post=partner_admins,
+        data={"full_name": "Eve", "email": "eve@example.com", "role": "partner_engineer"},
+    ),
+    Case(
+        "public:management:team_remove",
+        a_engineer_membership,
+        get=client_a_admin_only,
+        post=client_a_admin_only,
+    ),
     # Client dashboard (on client A's host; client B's admin is the foreign tenant)
     Case("tenant:dashboard:home", host="client_a", get=client_a_all),
     Case("tenant:dashboard:user_list", host="client_a", get=client_a_all),
-    Case("tenant:dashboard:user_invite", host="client_a", get=client_a_admin, post=client_a_admin,
-         data={"full_name": "Eve", "email": "eve@example.com", "role": "viewer"}),
-    Case("tenant:dashboard:user_role", a_viewer_membership, host="client_a", post=client_a_admin,
-         data={"role": "client_admin"}),
-    Case("tenant:dashboard:user_remove", a_viewer_membership, host="client_a", get=client_a_admin,
-         post=client_a_admin),
+    Case(
+        "tenant:dashboard:user_invite",
+        host="client_a",
+        get=client_a_admin,
+        post=client_a_admin,
+        data={"full_name": "Eve", "email": "eve@example.com", "role": "viewer"},
+    ),
+    Case(
+        "tenant:dashboard:user_role",
+        a_viewer_membership,
+        host="client_a",
+        post=client_a_admin,
+        data={"role": "client_admin"},
+    ),
+    Case(
+        "tenant:dashboard:user_remove",
+        a_viewer_membership,
+        host="client_a",
+        get=client_a_admin,
+        post=client_a_admin,
+    ),
     # Sign-in pages (both hosts)
     Case("public:accounts:login", get=answers(MOVED, anonymous=OK)),  # signed in: sent on to a portal
     Case("public:accounts:after_login", get=answers(R)),  # each role is routed; asserted in tests/accounts
@@ -118,8 +174,12 @@ CASES = [
     Case("public:accounts:logout", post={}),
     Case("tenant:accounts:login", host="client_a", get=answers(MOVED, anonymous=OK)),
     Case("tenant:accounts:after_login", host="client_a", get=answers(R)),
-    Case("tenant:accounts:set_password", lambda w: {"uidb64": "MQ", "token": "bad-token"}, host="client_a",
-         get=everyone),
+    Case(
+        "tenant:accounts:set_password",
+        lambda w: {"uidb64": "MQ", "token": "bad-token"},
+        host="client_a",
+        get=everyone,
+    ),
     Case("tenant:accounts:set_password_done", host="client_a", get=everyone),
     Case("tenant:accounts:logout", host="client_a", post={}),
     # API
@@ -171,8 +231,18 @@ def resolve(case: Case, world) -> tuple[str, str]:
 
 def snapshot(world) -> str:
     """A digest of every row a portal or API view could change, in public and both client schemas."""
+    connection.set_schema_to_public()  # a request to a client host leaves the connection in its schema
     digest = hashlib.sha256()
-    models = [Partner, Client, Domain, User, PartnerMembership, ClientMembership, UserObjectPermission, LogEntry]
+    models = [
+        Partner,
+        Client,
+        Domain,
+        User,
+        PartnerMembership,
+        ClientMembership,
+        UserObjectPermission,
+        LogEntry,
+    ]
     for model in models:
         digest.update(repr(list(model.objects.order_by("pk").values())).encode())
     for client in (world.client_a, world.client_b):
@@ -193,11 +263,7 @@ def check(response, expected, url):
 
 GET_CASES = [(case, persona) for case in CASES if case.get is not None for persona in PERSONAS]
 POST_CASES = [
-    (case, persona)
-    for case in CASES
-    if case.post
-    for persona in PERSONAS
-    if case.post.get(persona) != OK
+    (case, persona) for case in CASES if case.post for persona in PERSONAS if case.post.get(persona) != OK
 ]
 
 

@@ -6,7 +6,14 @@ runs in a transaction on top of it.
 
 from dataclasses import dataclass
 
-from apps.accounts.models import ClientMembership, ClientRole, PartnerMembership, PartnerRole, User, VendorRole
+from apps.accounts.models import (
+    ClientMembership,
+    ClientRole,
+    PartnerMembership,
+    PartnerRole,
+    User,
+    VendorRole,
+)
 from apps.accounts.services import client_engineer_assign
 from apps.tenancy import services as tenancy
 from apps.tenancy.models import Client, Partner
@@ -25,7 +32,9 @@ class World:
 
 
 def _user(email: str, **extra) -> User:
-    return User.objects.create_user(email=email, password=PASSWORD, full_name=email.split("@")[0].title(), **extra)
+    return User.objects.create_user(
+        email=email, password=PASSWORD, full_name=email.split("@")[0].title(), **extra
+    )
 
 
 def build_world() -> World:
@@ -44,11 +53,19 @@ def build_world() -> World:
         PartnerMembership.objects.create(user=users[key], partner=partner, role=role)
 
     clients = {}
-    for key, partner, slug in [("a", partner_a, "tw-alpha"), ("a2", partner_a, "tw-amber"), ("b", partner_b, "tw-bravo")]:
-        client = tenancy.client_create(partner=partner, name=f"Client {slug}", slug=slug, actor=None, schedule=False)
+    for key, partner, slug in [
+        ("a", partner_a, "tw-alpha"),
+        ("a2", partner_a, "tw-amber"),
+        ("b", partner_b, "tw-bravo"),
+    ]:
+        client = tenancy.client_create(
+            partner=partner, name=f"Client {slug}", slug=slug, actor=None, schedule=False
+        )
         clients[key] = tenancy.client_provision(client_id=client.pk)
         assert clients[key].status == Client.Status.READY, clients[key].provisioning_error
-    client_engineer_assign(client=clients["a"], user=users["partner_a_engineer"], actor=users["partner_a_admin"])
+    client_engineer_assign(
+        client=clients["a"], user=users["partner_a_engineer"], actor=users["partner_a_admin"]
+    )
 
     for key, client, role in [
         ("client_a_admin", clients["a"], ClientRole.CLIENT_ADMIN),

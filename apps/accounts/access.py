@@ -26,9 +26,7 @@ def partner_membership_of(user: User) -> PartnerMembership | None:
     if not user.is_authenticated or not user.is_active:
         return None
     return (
-        PartnerMembership.objects.select_related("partner")
-        .filter(user=user, partner__is_active=True)
-        .first()
+        PartnerMembership.objects.select_related("partner").filter(user=user, partner__is_active=True).first()
     )
 
 
@@ -40,6 +38,7 @@ def client_membership_of(user: User, client: Client | None) -> ClientMembership 
 
 
 # --- Partners ---------------------------------------------------------------
+
 
 def partner_list(*, actor: User) -> QuerySet[Partner]:
     """Partners the actor may manage: all of them for platform admins, none otherwise."""
@@ -56,6 +55,7 @@ def access_partner(actor: User, pk: int) -> Partner:
 
 
 # --- Client projects --------------------------------------------------------
+
 
 def client_list(*, actor: User, filters: dict | None = None) -> QuerySet[Client]:
     """Client projects visible to the actor.
@@ -74,8 +74,9 @@ def client_list(*, actor: User, filters: dict | None = None) -> QuerySet[Client]
         if membership.role == PartnerRole.PARTNER_ENGINEER:
             with schema_context(get_public_schema_name()):
                 assigned = list(
-                    get_objects_for_user(actor, WORK_ON_CLIENT, klass=qs, accept_global_perms=False)
-                    .values_list("pk", flat=True)
+                    get_objects_for_user(
+                        actor, WORK_ON_CLIENT, klass=qs, accept_global_perms=False
+                    ).values_list("pk", flat=True)
                 )
             qs = qs.filter(pk__in=assigned)
     if filters.get("partner"):
@@ -113,6 +114,7 @@ def _has_client_grant(user: User, client: Client) -> bool:
 
 # --- Partner team -----------------------------------------------------------
 
+
 def partner_member_list(*, actor: User) -> QuerySet[PartnerMembership]:
     """The actor's own partner team."""
     membership = partner_membership_of(actor)
@@ -129,6 +131,7 @@ def access_partner_member(actor: User, pk: int) -> PartnerMembership:
 
 
 # --- Client users -----------------------------------------------------------
+
 
 def client_member_list(*, client: Client) -> QuerySet[ClientMembership]:
     return ClientMembership.objects.select_related("user").filter(client=client)

@@ -18,7 +18,9 @@ class UserAdmin(BaseUserAdmin):
         ("Profile", {"fields": ["full_name", "vendor_role"]}),
         ("Status", {"fields": ["is_active", "is_staff", "last_login", "date_joined"]}),
     ]
-    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})
+    ]
     filter_horizontal: list[str] = []
 
 

@@ -27,7 +27,9 @@ def set_password_link(*, user: User, base_url: str) -> str:
     return base_url.rstrip("/") + path
 
 
-def _send_invitation(*, user: User, inviter: User | None, organisation: str, role_label: str, base_url: str) -> None:
+def _send_invitation(
+    *, user: User, inviter: User | None, organisation: str, role_label: str, base_url: str
+) -> None:
     # A person who already has a password signs in as usual; a new one sets a password first.
     link = (
         base_url.rstrip("/") + reverse("accounts:login")
@@ -78,7 +80,10 @@ def partner_member_invite(
     membership.full_clean()
     membership.save()
     _send_invitation(
-        user=user, inviter=actor, organisation=partner.name, role_label=membership.get_role_display(),
+        user=user,
+        inviter=actor,
+        organisation=partner.name,
+        role_label=membership.get_role_display(),
         base_url=base_url,
     )
     return membership
@@ -91,7 +96,10 @@ def partner_member_remove(*, membership: PartnerMembership, actor: User) -> None
         raise ApplicationError("You cannot remove yourself from the team.")
     if (
         membership.role == PartnerRole.PARTNER_ADMIN
-        and PartnerMembership.objects.filter(partner=membership.partner, role=PartnerRole.PARTNER_ADMIN).count() <= 1
+        and PartnerMembership.objects.filter(
+            partner=membership.partner, role=PartnerRole.PARTNER_ADMIN
+        ).count()
+        <= 1
     ):
         raise ApplicationError("A partner needs at least one partner admin.")
     with schema_context(get_public_schema_name()):
@@ -129,7 +137,10 @@ def client_member_invite(
     membership.full_clean()
     membership.save()
     _send_invitation(
-        user=user, inviter=actor, organisation=client.name, role_label=membership.get_role_display(),
+        user=user,
+        inviter=actor,
+        organisation=client.name,
+        role_label=membership.get_role_display(),
         base_url=base_url,
     )
     return membership
@@ -167,5 +178,6 @@ def vendor_user_create(*, email: str, full_name: str, role: str, password: str |
     """Create vendor staff (platform admin or support); they get Django admin access."""
     if role not in VendorRole.values:
         raise ApplicationError("Unknown vendor role.", field="role")
-    return User.objects.create_user(email=email, full_name=full_name, password=password, vendor_role=role,
-                                    is_staff=True)
+    return User.objects.create_user(
+        email=email, full_name=full_name, password=password, vendor_role=role, is_staff=True
+    )

@@ -16,7 +16,9 @@ urlpatterns = [
 def schema_urlpatterns(urlconf: str) -> list:
     """OpenAPI schema and browsable docs for the API of one URL conf (platform or client host)."""
     # Swagger UI sets inline styles; the relaxation applies to the docs page only.
-    docs = csp_update({"style-src": ["'unsafe-inline'"]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))
+    docs = csp_update({"style-src": ["'unsafe-inline'"]})(
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+    )
     return [
         path("api/schema/", SpectacularAPIView.as_view(urlconf=urlconf), name="api-schema"),
         path("api/docs/", docs, name="api-docs"),

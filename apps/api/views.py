@@ -1,7 +1,7 @@
 """API v1 endpoints: one class per operation, with their own serializers."""
 
 from auditlog.models import LogEntry
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.generics import ListAPIView
@@ -34,6 +34,8 @@ class MeApi(APIView):
         status = serializers.CharField()
         role = serializers.CharField()
 
+    # Nested serializers all named OutputSerializer would share one OpenAPI component: name each.
+    @extend_schema_serializer(component_name="Me")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         email = serializers.EmailField()
@@ -41,7 +43,9 @@ class MeApi(APIView):
         vendor_role = serializers.CharField(allow_null=True)
         partner = serializers.DictField(allow_null=True)
         clients = serializers.ListField(child=serializers.DictField())
-        current_client = serializers.CharField(allow_null=True, help_text="Slug of the client whose host this is.")
+        current_client = serializers.CharField(
+            allow_null=True, help_text="Slug of the client whose host this is."
+        )
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request: Request) -> Response:
@@ -50,13 +54,23 @@ class MeApi(APIView):
         partner = None
         if membership is not None:
             partner = self.PartnerSerializer(
-                {"id": membership.partner.pk, "name": membership.partner.name, "slug": membership.partner.slug,
-                 "role": membership.role}
+                {
+                    "id": membership.partner.pk,
+                    "name": membership.partner.name,
+                    "slug": membership.partner.slug,
+                    "role": membership.role,
+                }
             ).data
         clients = [
             self.ClientSerializer(
-                {"id": m.client.pk, "name": m.client.name, "slug": m.client.slug, "host": m.client.primary_host,
-                 "status": m.client.status, "role": m.role}
+                {
+                    "id": m.client.pk,
+                    "name": m.client.name,
+                    "slug": m.client.slug,
+                    "host": m.client.primary_host,
+                    "status": m.client.status,
+                    "role": m.role,
+                }
             ).data
             for m in user.client_memberships.select_related("client").order_by("client__name")
         ]
@@ -78,6 +92,7 @@ class ActivityListApi(ListAPIView):
 
     permission_classes = [IsAuthenticated, IsClientMember]
 
+    @extend_schema_serializer(component_name="ActivityEntry")
     class OutputSerializer(serializers.ModelSerializer):
         action = serializers.CharField(source="get_action_display")
         object_type = serializers.CharField(source="content_type.model")

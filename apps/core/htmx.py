@@ -5,8 +5,9 @@ from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseClientRedirect
 
 
-def render_page(request: HttpRequest, template: str, context: dict, *, partial: str | None = None,
-                status: int = 200) -> HttpResponse:
+def render_page(
+    request: HttpRequest, template: str, context: dict, *, partial: str | None = None, status: int = 200
+) -> HttpResponse:
     """Render the whole page, or only `template#partial` for a non-boosted htmx request."""
     htmx = getattr(request, "htmx", None)
     if partial and htmx and not htmx.boosted:

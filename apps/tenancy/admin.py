@@ -23,8 +23,16 @@ class ClientAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "partner", "status", "created_at"]
     list_filter = ["status", "partner"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["slug", "schema_name", "status", "provisioning_error", "provisioned_at", "created_at",
-                       "updated_at", "created_by"]
+    readonly_fields = [
+        "slug",
+        "schema_name",
+        "status",
+        "provisioning_error",
+        "provisioned_at",
+        "created_at",
+        "updated_at",
+        "created_by",
+    ]
     inlines = [DomainInline]
 
 

@@ -17,7 +17,9 @@ slug_validator = RegexValidator(
     "Use 3–40 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen.",
 )
 # Host names reserved for the platform itself.
-RESERVED_SLUGS = frozenset({"www", "api", "admin", "vendor", "partner", "static", "mail", "public", "template"})
+RESERVED_SLUGS = frozenset(
+    {"www", "api", "admin", "vendor", "partner", "static", "mail", "public", "template"}
+)
 
 
 def validate_slug_not_reserved(value: str) -> None:
@@ -29,7 +31,9 @@ class Partner(TimeStampedModel):
     """A delivery partner (system integrator, MSP) that deploys agents for its clients."""
 
     name = models.CharField(max_length=120, unique=True)
-    slug = models.SlugField(max_length=40, unique=True, validators=[slug_validator, validate_slug_not_reserved])
+    slug = models.SlugField(
+        max_length=40, unique=True, validators=[slug_validator, validate_slug_not_reserved]
+    )
     contact_email = models.EmailField(blank=True)
     is_active = models.BooleanField(
         default=True, help_text="Inactive partners' teams cannot sign in to the management portal."
@@ -52,7 +56,9 @@ class Client(TenantMixin, TimeStampedModel):
 
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="clients")
     name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=40, unique=True, validators=[slug_validator, validate_slug_not_reserved])
+    slug = models.SlugField(
+        max_length=40, unique=True, validators=[slug_validator, validate_slug_not_reserved]
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROVISIONING)
     provisioning_error = models.TextField(blank=True)
     provisioned_at = models.DateTimeField(null=True, blank=True)

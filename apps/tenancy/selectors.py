@@ -43,7 +43,8 @@ def partner_history(*, partner: Partner) -> list[HistoryEntry]:
     partner_type = ContentType.objects.get_for_model(Partner)
     return _entries(
         LogEntry.objects.filter(
-            Q(content_type=partner_type, object_pk=str(partner.pk)) | Q(additional_data__partner_id=partner.pk)
+            Q(content_type=partner_type, object_pk=str(partner.pk))
+            | Q(additional_data__partner_id=partner.pk)
         )
     )
 

@@ -93,7 +93,9 @@ def _schedule_provisioning(client: Client) -> None:
     from .tasks import provision_client
 
     # Public schema explicitly: the task must never run inside some tenant's schema.
-    transaction.on_commit(lambda: provision_client.apply_async(args=[client.pk], headers={"_schema_name": "public"}))
+    transaction.on_commit(
+        lambda: provision_client.apply_async(args=[client.pk], headers={"_schema_name": "public"})
+    )
 
 
 def client_provision(*, client_id: int) -> Client:

@@ -1,6 +1,6 @@
 """Settings for the test suite: real PostgreSQL and Redis, fast hashing, captured email."""
 
-from config.settings.base import *  # noqa: F403
+from config.settings.base import *
 from config.settings.base import REDIS_URL, env
 
 DEBUG = False

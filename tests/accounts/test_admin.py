@@ -16,7 +16,10 @@ def test_support_can_view_but_not_change(world, platform):
     assert response.status_code == 403
     world.partner_a.refresh_from_db()
     assert world.partner_a.name == "Partner A"
-    assert browser.post(f"/admin/tenancy/partner/{world.partner_a.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert (
+        browser.post(f"/admin/tenancy/partner/{world.partner_a.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
     assert Partner.objects.filter(pk=world.partner_a.pk).exists()
 
 

@@ -22,8 +22,9 @@ from tests.world import PASSWORD
 )
 def test_login_on_platform_host_routes_by_role(world, persona, target):
     browser = http_client()
-    response = browser.post("/accounts/login/", {"username": world.users[persona].email, "password": PASSWORD},
-                            follow=True)
+    response = browser.post(
+        "/accounts/login/", {"username": world.users[persona].email, "password": PASSWORD}, follow=True
+    )
     assert response.redirect_chain[-1][0] == target
     assert response.status_code == 200
 
@@ -31,7 +32,9 @@ def test_login_on_platform_host_routes_by_role(world, persona, target):
 def test_client_user_signs_in_on_its_host(world):
     browser = http_client(host=host_of(world.client_a))
     response = browser.post(
-        "/accounts/login/", {"username": world.users["client_a_admin"].email, "password": PASSWORD}, follow=True
+        "/accounts/login/",
+        {"username": world.users["client_a_admin"].email, "password": PASSWORD},
+        follow=True,
     )
     assert response.redirect_chain[-1][0] == "/"
     assert response.status_code == 200
@@ -46,7 +49,9 @@ def test_client_user_on_platform_host_gets_no_access_page(world):
 
 def test_wrong_password_shows_error_without_detail(world):
     browser = http_client()
-    response = browser.post("/accounts/login/", {"username": world.users["vendor_admin"].email, "password": "nope"})
+    response = browser.post(
+        "/accounts/login/", {"username": world.users["vendor_admin"].email, "password": "nope"}
+    )
     assert response.status_code == 200
     assert "correct email and password" in response.content.decode().lower()
 
@@ -79,11 +84,20 @@ def test_error_pages_leak_nothing(world):
 
 
 def _settings_process(**env):
-    code = "import django; django.setup(); from django.conf import settings; print(settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS)"
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS)"
+    )
     full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base", **env}
     full_env.pop("SECRET_KEY", None) if "SECRET_KEY" not in env else None
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, cwd=settings.BASE_DIR,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=settings.BASE_DIR,
+        check=False,
+    )
 
 
 def test_production_refuses_the_development_secret():
@@ -96,3 +110,16 @@ def test_production_turns_on_secure_cookies_and_hsts():
     result = _settings_process(DEBUG="false", SECRET_KEY="a-real-secret-for-this-test-only-123456789")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "31536000"]
+
+
+def test_csrf_failure_shows_a_plain_explanation(world):
+    from django.test import Client as HttpClient
+
+    browser = HttpClient(HTTP_HOST="localhost", enforce_csrf_checks=True)
+    browser.force_login(world.users["vendor_admin"])
+    response = browser.post("/vendor/partners/new/", {"name": "No Token", "slug": "no-token"})
+    assert response.status_code == 403
+    assert "This form has expired" in response.content.decode()
+    from apps.tenancy.models import Partner
+
+    assert not Partner.objects.filter(slug="no-token").exists()

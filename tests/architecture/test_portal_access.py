@@ -8,8 +8,11 @@ from django.urls import URLPattern, URLResolver
 from apps.accounts.decorators import PORTAL_ATTR
 
 URLCONFS = ["config.urls_public", "config.urls_tenant"]
-PORTALS = {"apps.portals.superadmin": "superadmin", "apps.portals.management": "management",
-           "apps.portals.dashboard": "dashboard"}
+PORTALS = {
+    "apps.portals.superadmin": "superadmin",
+    "apps.portals.management": "management",
+    "apps.portals.dashboard": "dashboard",
+}
 # Views outside the portals, each guarded by its own mechanism.
 NON_PORTAL_MODULES = (
     "apps.accounts.views",  # sign-in pages: public by nature; `after_login` is login_required
@@ -57,7 +60,9 @@ def test_every_view_is_guarded(urlconf, route, callback):
             f"{route} ({module}) lacks the @{portal} access decorator from apps.accounts.decorators"
         )
     else:
-        assert module.startswith(NON_PORTAL_MODULES), f"{route} ({module}) is not a portal view nor on the known list"
+        assert module.startswith(NON_PORTAL_MODULES), (
+            f"{route} ({module}) is not a portal view nor on the known list"
+        )
 
 
 def test_portal_urls_are_only_on_their_host():

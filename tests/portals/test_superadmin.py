@@ -10,8 +10,14 @@ from apps.tenancy.models import Partner
 
 def test_home_and_lists_render_for_platform_admin(world, platform):
     browser = platform("vendor_admin")
-    for url in ["/vendor/", "/vendor/partners/", "/vendor/clients/", f"/vendor/partners/{world.partner_a.pk}/",
-                f"/vendor/clients/{world.client_a.pk}/", "/vendor/partners/new/"]:
+    for url in [
+        "/vendor/",
+        "/vendor/partners/",
+        "/vendor/clients/",
+        f"/vendor/partners/{world.partner_a.pk}/",
+        f"/vendor/clients/{world.client_a.pk}/",
+        "/vendor/partners/new/",
+    ]:
         response = browser.get(url)
         assert response.status_code == 200, url
     page = browser.get("/vendor/clients/").content.decode()
@@ -24,7 +30,9 @@ def test_create_partner_validates_and_creates(world, platform):
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
     assert not Partner.objects.filter(slug="bad-slug").exists()
-    response = browser.post("/vendor/partners/new/", {"name": "Contoso", "slug": "contoso", "contact_email": ""})
+    response = browser.post(
+        "/vendor/partners/new/", {"name": "Contoso", "slug": "contoso", "contact_email": ""}
+    )
     partner = Partner.objects.get(slug="contoso")
     assert response.status_code == 302 and response["Location"] == f"/vendor/partners/{partner.pk}/invite/"
 
@@ -33,7 +41,8 @@ def test_invite_partner_admin_sends_one_time_link(world, platform, django_captur
     browser = platform("vendor_admin")
     with django_capture_on_commit_callbacks(execute=True):
         response = browser.post(
-            f"/vendor/partners/{world.partner_b.pk}/invite/", {"full_name": "Pat Lee", "email": "Pat@Contoso.test"}
+            f"/vendor/partners/{world.partner_b.pk}/invite/",
+            {"full_name": "Pat Lee", "email": "Pat@Contoso.test"},
         )
     assert response.status_code == 302
     user = User.objects.get(email="pat@contoso.test")

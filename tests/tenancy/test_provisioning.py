@@ -1,8 +1,11 @@
 """Client provisioning: cloned from the template, asynchronous, status and errors recorded."""
 
+import json
 from unittest import mock
 
 import pytest
+import redis
+from django.conf import settings
 from django_tenants.utils import schema_context, schema_exists
 
 from apps.core.exceptions import ApplicationError
@@ -17,20 +20,30 @@ def test_world_clients_have_schemas(world):
 
 
 def test_client_create_schedules_provisioning_after_commit(world, django_capture_on_commit_callbacks):
-    with mock.patch("apps.tenancy.tasks.provision_client.apply_async") as send:
-        with django_capture_on_commit_callbacks(execute=True):
-            client = services.client_create(
-                partner=world.partner_a, name="Umbrella", slug="umbrella", actor=world.users["partner_a_admin"]
-            )
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete("celery")
+    with django_capture_on_commit_callbacks(execute=True):
+        client = services.client_create(
+            partner=world.partner_a, name="Umbrella", slug="umbrella", actor=world.users["partner_a_admin"]
+        )
     assert client.status == Client.Status.PROVISIONING
     assert client.schema_name == "client_umbrella"
     assert Domain.objects.get(tenant=client).domain == "umbrella.localhost"
     assert not schema_exists("client_umbrella")  # nothing created on the request path
-    send.assert_called_once_with(args=[client.pk], headers={"_schema_name": "public"})
+    # One message on the real broker, for the provisioning task, to run in the public schema.
+    messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    broker.delete("celery")
+    assert len(messages) == 1
+    headers = messages[0]["headers"]
+    assert headers["task"] == "apps.tenancy.tasks.provision_client"
+    assert headers["_schema_name"] == "public"
+    assert headers["argsrepr"] == f"[{client.pk}]"
 
 
 def test_client_provision_clones_template_and_marks_ready(world):
-    client = services.client_create(partner=world.partner_a, name="Hooli", slug="hooli", actor=None, schedule=False)
+    client = services.client_create(
+        partner=world.partner_a, name="Hooli", slug="hooli", actor=None, schedule=False
+    )
     client = services.client_provision(client_id=client.pk)
     assert client.status == Client.Status.READY
     assert client.provisioned_at is not None
@@ -43,7 +56,9 @@ def test_client_provision_clones_template_and_marks_ready(world):
 
 
 def test_client_provision_failure_is_recorded_and_schema_removed(world):
-    client = services.client_create(partner=world.partner_b, name="Broken", slug="broken", actor=None, schedule=False)
+    client = services.client_create(
+        partner=world.partner_b, name="Broken", slug="broken", actor=None, schedule=False
+    )
     with mock.patch.object(Client, "create_schema", side_effect=RuntimeError("disk full\nmore detail")):
         client = services.client_provision(client_id=client.pk)
     assert client.status == Client.Status.FAILED
@@ -67,7 +82,9 @@ def test_client_create_refuses_duplicate_slug_and_inactive_partner(world):
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError):
-        services.client_create(partner=world.partner_b, name="Dup", slug="tw-alpha", actor=None, schedule=False)
+        services.client_create(
+            partner=world.partner_b, name="Dup", slug="tw-alpha", actor=None, schedule=False
+        )
     services.partner_set_active(partner=world.partner_b, is_active=False, actor=None)
     with pytest.raises(ApplicationError):
         services.client_create(partner=world.partner_b, name="Nope", slug="nope", actor=None, schedule=False)

@@ -31,12 +31,9 @@ def _is_client_admin(request: HttpRequest) -> bool:
     return request.client_membership.role == ClientRole.CLIENT_ADMIN
 
 
-def _with_role_form(membership: ClientMembership) -> ClientMembership:
+def _role_form(membership: ClientMembership) -> ClientUserRoleForm:
     # One role picker per table row: ids must stay unique on the page.
-    membership.role_form = ClientUserRoleForm(
-        initial={"role": membership.role}, auto_id=f"id_member_{membership.pk}_%s"
-    )
-    return membership
+    return ClientUserRoleForm(initial={"role": membership.role}, auto_id=f"id_member_{membership.pk}_%s")
 
 
 def _crumbs(*trail: tuple[str, str | None]) -> list[tuple[str, str | None]]:
@@ -63,11 +60,9 @@ def home(request: HttpRequest) -> HttpResponse:
 def user_list(request: HttpRequest) -> HttpResponse:
     is_admin = _is_client_admin(request)
     page_obj = paginate(request, client_member_list(client=request.tenant).order_by("user__email"))
-    if is_admin:
-        for membership in page_obj:
-            _with_role_form(membership)
     context = {
         "page_obj": page_obj,
+        "rows": [(membership, _role_form(membership) if is_admin else None) for membership in page_obj],
         "is_client_admin": is_admin,
         "crumbs": _crumbs(("Users", None)),
     }
@@ -114,6 +109,7 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except ApplicationError as exc:
             error = exc.message
+    # An admin who gave up their own admin role must not keep a page of admin controls: reload it whole.
     own_demotion = (
         error is None and membership.user_id == request.user.pk and membership.role != ClientRole.CLIENT_ADMIN
     )
@@ -121,7 +117,8 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
     if htmx and not htmx.boosted and not own_demotion:
         # Swap just this row: the saved role, or the unchanged one with the reason it was refused.
         context = {
-            "membership": _with_role_form(membership),
+            "membership": membership,
+            "role_form": _role_form(membership),
             "is_client_admin": True,
             "row_error": error,
             "row_saved": error is None,
@@ -130,7 +127,6 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
     if error:
         messages.error(request, error)
     elif own_demotion:
-        # The page this came from offered admin controls that are no longer theirs: reload it whole.
         messages.success(request, f"Your role is now {membership.get_role_display().lower()}.")
     else:
         messages.success(request, f"{membership.user.email} is now {membership.get_role_display().lower()}.")

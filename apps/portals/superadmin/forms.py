@@ -24,5 +24,7 @@ class InviteForm(StyledForm):
 
 class ClientFilterForm(StyledForm):
     q = forms.CharField(required=False, label="Name")
-    partner = forms.ModelChoiceField(queryset=Partner.objects.all(), required=False, empty_label="All partners")
+    partner = forms.ModelChoiceField(
+        queryset=Partner.objects.all(), required=False, empty_label="All partners"
+    )
     status = forms.ChoiceField(choices=[("", "Any status"), *Client.Status.choices], required=False)

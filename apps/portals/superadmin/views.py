@@ -37,9 +37,13 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @vendor_portal
 def partner_list_view(request: HttpRequest) -> HttpResponse:
-    partners = partner_list(actor=request.user).annotate(
-        client_count=Count("clients", distinct=True), member_count=Count("memberships", distinct=True)
-    ).order_by("name")
+    partners = (
+        partner_list(actor=request.user)
+        .annotate(
+            client_count=Count("clients", distinct=True), member_count=Count("memberships", distinct=True)
+        )
+        .order_by("name")
+    )
     query = request.GET.get("q", "").strip()
     if query:
         partners = partners.filter(Q(name__icontains=query) | Q(slug__icontains=query))
@@ -89,7 +93,9 @@ def partner_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     partner = access_partner(request.user, pk)
     if request.method == "POST":
         tenancy_services.partner_set_active(partner=partner, is_active=False, actor=request.user)
-        messages.success(request, f"“{partner.name}” is deactivated; its team can no longer sign in to the portal.")
+        messages.success(
+            request, f"“{partner.name}” is deactivated; its team can no longer sign in to the portal."
+        )
         return redirect("superadmin:partner_detail", pk=partner.pk)
     return render(request, "portals/superadmin/partner_deactivate.html", {"partner": partner})
 
@@ -111,7 +117,10 @@ def partner_invite_admin(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             membership = account_services.partner_member_invite(
-                partner=partner, **form.cleaned_data, role=PartnerRole.PARTNER_ADMIN, actor=request.user,
+                partner=partner,
+                **form.cleaned_data,
+                role=PartnerRole.PARTNER_ADMIN,
+                actor=request.user,
                 base_url=request.build_absolute_uri("/"),
             )
         except ApplicationError as error:

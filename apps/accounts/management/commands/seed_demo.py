@@ -6,7 +6,14 @@ Idempotent: running it again keeps what exists and fills in what is missing.
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from apps.accounts.models import ClientMembership, ClientRole, PartnerMembership, PartnerRole, User, VendorRole
+from apps.accounts.models import (
+    ClientMembership,
+    ClientRole,
+    PartnerMembership,
+    PartnerRole,
+    User,
+    VendorRole,
+)
 from apps.accounts.services import client_engineer_assign
 from apps.tenancy import services as tenancy
 from apps.tenancy.models import Client, Domain, Partner
@@ -14,7 +21,11 @@ from apps.tenancy.models import Client, Domain, Partner
 DEMO_PASSWORD = "triplane-demo"
 
 PARTNERS = [
-    {"slug": "northwind", "name": "Northwind Partners", "clients": [("acme", "Acme Corporation"), ("globex", "Globex Industries")]},
+    {
+        "slug": "northwind",
+        "name": "Northwind Partners",
+        "clients": [("acme", "Acme Corporation"), ("globex", "Globex Industries")],
+    },
     {"slug": "bluepeak", "name": "Bluepeak Consulting", "clients": [("initech", "Initech")]},
 ]
 
@@ -36,14 +47,29 @@ class Command(BaseCommand):
             return account
 
         with transaction.atomic():
-            user("admin@triplane.local", "Vera Vendor", "/vendor/", vendor_role=VendorRole.PLATFORM_ADMIN, is_staff=True)
-            user("support@triplane.local", "Sam Support", "/admin/", vendor_role=VendorRole.SUPPORT, is_staff=True)
+            user(
+                "admin@triplane.local",
+                "Vera Vendor",
+                "/vendor/",
+                vendor_role=VendorRole.PLATFORM_ADMIN,
+                is_staff=True,
+            )
+            user(
+                "support@triplane.local",
+                "Sam Support",
+                "/admin/",
+                vendor_role=VendorRole.SUPPORT,
+                is_staff=True,
+            )
 
         to_provision: list[Client] = []
         for spec in PARTNERS:
             with transaction.atomic():
                 partner = Partner.objects.filter(slug=spec["slug"]).first() or tenancy.partner_create(
-                    name=spec["name"], slug=spec["slug"], contact_email=f"team@{spec['slug']}.test", actor=None
+                    name=spec["name"],
+                    slug=spec["slug"],
+                    contact_email=f"team@{spec['slug']}.test",
+                    actor=None,
                 )
                 admin = user(f"admin@{spec['slug']}.test", f"{spec['name']} Admin", "/partner/")
                 engineer = user(f"engineer@{spec['slug']}.test", f"{spec['name']} Engineer", "/partner/")
@@ -57,22 +83,30 @@ class Command(BaseCommand):
                 with transaction.atomic():
                     client = Client.objects.filter(slug=slug).first()
                     if client is None:
-                        client = tenancy.client_create(partner=partner, name=name, slug=slug, actor=admin, schedule=False)
+                        client = tenancy.client_create(
+                            partner=partner, name=name, slug=slug, actor=admin, schedule=False
+                        )
                     elif not client.domains.exists():
-                        Domain.objects.create(domain=tenancy.client_domain_for(slug), tenant=client, is_primary=True)
+                        Domain.objects.create(
+                            domain=tenancy.client_domain_for(slug), tenant=client, is_primary=True
+                        )
                     if index == 0:
                         # The engineer works on the partner's first client only, to show scoping.
                         client_engineer_assign(client=client, user=engineer, actor=admin)
                     for role in ClientRole.values:
                         short = {"client_admin": "admin"}.get(role, role)
                         member = user(f"{short}@{slug}.test", f"{name} {short.title()}", f"{slug} dashboard")
-                        ClientMembership.objects.get_or_create(user=member, client=client, defaults={"role": role})
+                        ClientMembership.objects.get_or_create(
+                            user=member, client=client, defaults={"role": role}
+                        )
                 to_provision.append(client)
 
         for client in to_provision:
             if client.status != Client.Status.READY:
                 client = tenancy.client_provision(client_id=client.pk)
-            self.stdout.write(f"client {client.slug:10} {client.status:12} http://{client.primary_host}:8000/")
+            self.stdout.write(
+                f"client {client.slug:10} {client.status:12} http://{client.primary_host}:8000/"
+            )
 
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password: {password}):"))
         for where, _role, email in logins:
