@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import validate_slug
 
 from apps.accounts.models import PartnerRole, User
 from apps.core.exceptions import ApplicationError
@@ -19,18 +20,21 @@ class ServiceValidatedForm(StyledForm):
         """Show an error raised by the service after `is_valid()`."""
         if isinstance(error, ApplicationError):
             self.add_error(error.field if error.field in self.fields else None, error.message)
-        elif hasattr(error, "error_dict"):
+            mark_invalid(self)
+            return
+        if hasattr(error, "error_dict"):
             # Fields the form has come first, so a derived field's error only fills a gap.
             items = sorted(error.error_dict.items(), key=lambda item: item[0] in self.field_for)
             for model_field, errors in items:
-                field = self.field_for.get(model_field, model_field)
-                if field not in self.fields:
-                    field = None
-                elif field != model_field and self.has_error(field):
+                name = self.field_for.get(model_field, model_field)
+                field = name if name in self.fields else None
+                if field is not None and field != model_field and self.has_error(field):
                     continue  # a derived field (schema name from slug): one message is enough
                 for item in errors:
                     self._add_model_error(field, item)
         else:
+            self.add_error(None, error.messages)
+        if not self.errors:  # every message was filtered out: never fail silently
             self.add_error(None, error.messages)
         # The form already ran full_clean: mark the widgets of fields now in error.
         mark_invalid(self)
@@ -55,6 +59,9 @@ class ClientCreateForm(ServiceValidatedForm):
         )
 
     def _add_model_error(self, field: str | None, error: ValidationError) -> None:
+        # SlugField's generic rule (which even allows underscores) only repeats ours, less precisely.
+        if field == "slug" and error.message == validate_slug.message:
+            return
         # The only model-wide rule on a client: its name is unique within the partner.
         if error.code == "unique_together":
             error = ValidationError("Your team already has a client project with this name.", code="unique")

@@ -18,7 +18,7 @@ from apps.accounts.access import (
     partner_member_list,
 )
 from apps.accounts.decorators import partner_portal
-from apps.accounts.models import PartnerRole, User
+from apps.accounts.models import PartnerMembership, PartnerRole, User
 from apps.core.exceptions import ApplicationError
 from apps.core.pagination import paginate
 from apps.tenancy import services as tenancy_services
@@ -30,7 +30,14 @@ from .forms import ClientCreateForm, EngineerAssignmentForm, MemberInviteForm
 ADMIN_ONLY = [PartnerRole.PARTNER_ADMIN]
 
 
-def _render(request: HttpRequest, template: str, context: dict, *, status: int = 200) -> HttpResponse:
+class PartnerRequest(HttpRequest):
+    """A request that passed `@partner_portal`: a signed-in member of an active partner."""
+
+    user: User
+    partner_membership: PartnerMembership
+
+
+def _render(request: PartnerRequest, template: str, context: dict, *, status: int = 200) -> HttpResponse:
     """Render with what every management page shows: the partner and whether the user is its admin."""
     membership = request.partner_membership
     context = {
@@ -45,12 +52,11 @@ def _crumbs(*trail: tuple[str, str | None]) -> list[tuple[str, str | None]]:
     return [("Client projects", reverse("management:home")), *trail]
 
 
-def _client_url(request: HttpRequest, client: Client) -> str:
+def _client_url(request: PartnerRequest, client: Client) -> str:
     """The client dashboard's address, on the scheme and port this portal is served on."""
-    port = request.get_port()
-    default_port = {"http": "80", "https": "443"}.get(request.scheme, "")
-    suffix = "" if port == default_port else f":{port}"
-    return f"{request.scheme}://{client.primary_host}{suffix}/"
+    scheme, port = request.scheme or "http", request.get_port()
+    suffix = "" if port == {"http": "80", "https": "443"}.get(scheme) else f":{port}"
+    return f"{scheme}://{client.primary_host}{suffix}/"
 
 
 # --- Client projects --------------------------------------------------------
@@ -58,15 +64,15 @@ def _client_url(request: HttpRequest, client: Client) -> str:
 
 @partner_portal()
 @require_safe
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: PartnerRequest) -> HttpResponse:
     clients = client_list(actor=request.user).order_by("name")
     return _render(request, "portals/management/client_list.html", {"page_obj": paginate(request, clients)})
 
 
 @partner_portal(roles=ADMIN_ONLY)
 @require_http_methods(["GET", "POST"])
-def client_create(request: HttpRequest) -> HttpResponse:
-    form = ClientCreateForm(request.POST or None)
+def client_create(request: PartnerRequest) -> HttpResponse:
+    form = ClientCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             client = tenancy_services.client_create(
@@ -75,7 +81,9 @@ def client_create(request: HttpRequest) -> HttpResponse:
         except (ValidationError, ApplicationError) as error:
             form.add_service_error(error)
         else:
-            messages.success(request, f"“{client.name}” is being provisioned; this page updates when it is ready.")
+            messages.success(
+                request, f"“{client.name}” is being provisioned; this page updates when it is ready."
+            )
             return redirect("management:client_detail", pk=client.pk)
     crumbs = _crumbs(("New client project", None))
     return _render(request, "portals/management/client_form.html", {"form": form, "crumbs": crumbs})
@@ -83,7 +91,7 @@ def client_create(request: HttpRequest) -> HttpResponse:
 
 @partner_portal()
 @require_safe
-def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def client_detail(request: PartnerRequest, pk: int) -> HttpResponse:
     client = access_client(request.user, pk)
     context = {
         "client": client,
@@ -98,7 +106,7 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @partner_portal()
 @require_safe
-def client_status(request: HttpRequest, pk: int) -> HttpResponse:
+def client_status(request: PartnerRequest, pk: int) -> HttpResponse:
     """The status block of the client page alone: polled by htmx while the client is provisioning."""
     client = access_client(request.user, pk)
     return _render(
@@ -110,7 +118,7 @@ def client_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 @partner_portal(roles=ADMIN_ONLY)
 @require_POST
-def client_retry(request: HttpRequest, pk: int) -> HttpResponse:
+def client_retry(request: PartnerRequest, pk: int) -> HttpResponse:
     client = access_client(request.user, pk)
     try:
         tenancy_services.client_retry_provisioning(client=client, actor=request.user)
@@ -123,13 +131,19 @@ def client_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 @partner_portal(roles=ADMIN_ONLY)
 @require_http_methods(["GET", "POST"])
-def client_engineers_view(request: HttpRequest, pk: int) -> HttpResponse:
+def client_engineers_view(request: PartnerRequest, pk: int) -> HttpResponse:
     client = access_client(request.user, pk)
     engineers = User.objects.filter(
-        partner_membership__in=partner_member_list(actor=request.user).filter(role=PartnerRole.PARTNER_ENGINEER)
+        partner_membership__in=partner_member_list(actor=request.user).filter(
+            role=PartnerRole.PARTNER_ENGINEER
+        )
     ).order_by("email")
     assigned = set(client_engineers(client=client))
-    form = EngineerAssignmentForm(request.POST or None, engineers=engineers, initial={"engineers": list(assigned)})
+    form = EngineerAssignmentForm(
+        request.POST if request.method == "POST" else None,
+        engineers=engineers,
+        initial={"engineers": list(assigned)},
+    )
     if request.method == "POST" and form.is_valid():
         chosen = set(form.cleaned_data["engineers"])
         # All or nothing: a half-applied assignment would leave access nobody asked for.
@@ -144,7 +158,9 @@ def client_engineers_view(request: HttpRequest, pk: int) -> HttpResponse:
         "client": client,
         "form": form,
         "has_engineers": engineers.exists(),
-        "crumbs": _crumbs((client.name, reverse("management:client_detail", args=[client.pk])), ("Engineers", None)),
+        "crumbs": _crumbs(
+            (client.name, reverse("management:client_detail", args=[client.pk])), ("Engineers", None)
+        ),
     }
     return _render(request, "portals/management/client_engineers_form.html", context)
 
@@ -154,15 +170,15 @@ def client_engineers_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @partner_portal()
 @require_safe
-def team(request: HttpRequest) -> HttpResponse:
+def team(request: PartnerRequest) -> HttpResponse:
     members = partner_member_list(actor=request.user).order_by("user__email")
     return _render(request, "portals/management/member_list.html", {"page_obj": paginate(request, members)})
 
 
 @partner_portal(roles=ADMIN_ONLY)
 @require_http_methods(["GET", "POST"])
-def team_invite(request: HttpRequest) -> HttpResponse:
-    form = MemberInviteForm(request.POST or None)
+def team_invite(request: PartnerRequest) -> HttpResponse:
+    form = MemberInviteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             membership = account_services.partner_member_invite(
@@ -175,8 +191,9 @@ def team_invite(request: HttpRequest) -> HttpResponse:
             form.add_service_error(error)
         else:
             messages.success(
-                request, f"{membership.user.email} joined the team as {membership.get_role_display().lower()}; "
-                "an invitation email is on its way."
+                request,
+                f"{membership.user.email} joined the team as {membership.get_role_display().lower()}; "
+                "an invitation email is on its way.",
             )
             return redirect("management:team")
     crumbs = [("Team", reverse("management:team")), ("Add a team member", None)]
@@ -185,7 +202,7 @@ def team_invite(request: HttpRequest) -> HttpResponse:
 
 @partner_portal(roles=ADMIN_ONLY)
 @require_http_methods(["GET", "POST"])
-def team_remove(request: HttpRequest, pk: int) -> HttpResponse:
+def team_remove(request: PartnerRequest, pk: int) -> HttpResponse:
     membership = access_partner_member(request.user, pk)
     if request.method == "POST":
         try:
@@ -196,4 +213,6 @@ def team_remove(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"{membership.user.email} was removed from the team.")
         return redirect("management:team")
     crumbs = [("Team", reverse("management:team")), (f"Remove {membership.user.display_name}", None)]
-    return _render(request, "portals/management/member_remove.html", {"membership": membership, "crumbs": crumbs})
+    return _render(
+        request, "portals/management/member_remove.html", {"membership": membership, "crumbs": crumbs}
+    )
