@@ -72,7 +72,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
 @client_portal(roles=ADMIN_ONLY)
 @require_http_methods(["GET", "POST"])
 def user_invite(request: HttpRequest) -> HttpResponse:
-    form = ClientUserInviteForm(request.POST or None)
+    form = ClientUserInviteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             membership = account_services.client_member_invite(

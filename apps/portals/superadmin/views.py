@@ -55,7 +55,7 @@ def partner_list_view(request: HttpRequest) -> HttpResponse:
 @vendor_portal
 @require_http_methods(["GET", "POST"])
 def partner_create(request: HttpRequest) -> HttpResponse:
-    form = PartnerForm(request.POST or None)
+    form = PartnerForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         partner = tenancy_services.partner_create(**form.cleaned_data, actor=request.user)
         messages.success(request, f"Partner “{partner.name}” created. Invite its first admin next.")
@@ -79,7 +79,7 @@ def partner_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def partner_edit(request: HttpRequest, pk: int) -> HttpResponse:
     partner = access_partner(request.user, pk)
-    form = PartnerEditForm(request.POST or None, instance=partner)
+    form = PartnerEditForm(request.POST if request.method == "POST" else None, instance=partner)
     if request.method == "POST" and form.is_valid():
         tenancy_services.partner_update(partner=partner, **form.cleaned_data, actor=request.user)
         messages.success(request, "Partner updated.")
@@ -113,7 +113,7 @@ def partner_activate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def partner_invite_admin(request: HttpRequest, pk: int) -> HttpResponse:
     partner = access_partner(request.user, pk)
-    form = InviteForm(request.POST or None)
+    form = InviteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             membership = account_services.partner_member_invite(
