@@ -12,5 +12,5 @@ class AccountsConfig(AppConfig):
         from . import models
 
         auditlog.register(models.User, include_fields=["email", "full_name", "vendor_role", "is_active"])
-        auditlog.register(models.PartnerMembership)
-        auditlog.register(models.ClientMembership)
+        auditlog.register(models.PartnerMembership, include_fields=["user", "partner", "role"])
+        auditlog.register(models.ClientMembership, include_fields=["user", "client", "role"])

@@ -11,6 +11,7 @@ class TenancyConfig(AppConfig):
 
         from . import models
 
-        auditlog.register(models.Partner)
-        auditlog.register(models.Client, exclude_fields=["provisioning_error"])
-        auditlog.register(models.Domain)
+        # Only the fields a person changes or cares about (no timestamps, reverse relations).
+        auditlog.register(models.Partner, include_fields=["name", "slug", "contact_email", "is_active"])
+        auditlog.register(models.Client, include_fields=["name", "slug", "partner", "status"])
+        auditlog.register(models.Domain, include_fields=["domain", "is_primary"])

@@ -25,11 +25,15 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
 from apps.tenancy import services
 from apps.tenancy.models import SLUG_RE, Client, Domain, Partner
 from apps.tenancy.tasks import provision_client
+
+
+def _to_public() -> None:
+    connection.set_schema_to_public()  # type: ignore[attr-defined]  # the django-tenants backend
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -49,12 +53,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--clients", type=int, default=100, help="How many clients to provision (default 100).")
         parser.add_argument(
-            "--keep", action="store_true", help="Keep the bench clients and partner (default: drop them at the end)."
+            "--clients", type=int, default=100, help="How many clients to provision (default 100)."
         )
         parser.add_argument(
-            "--prefix", default="bench", help="Slug of the bench partner and prefix of the client slugs (default bench)."
+            "--keep",
+            action="store_true",
+            help="Keep the bench clients and partner (default: drop them at the end).",
+        )
+        parser.add_argument(
+            "--prefix",
+            default="bench",
+            help="Slug of the bench partner and prefix of the client slugs (default bench).",
         )
         parser.add_argument("--force", action="store_true", help="Run even though DEBUG is off.")
 
@@ -68,11 +78,11 @@ class Command(BaseCommand):
         if clients < 1:
             raise CommandError("--clients must be at least 1.")
         prefix = prefix.strip().lower()
-        # The longest client slug is "<prefix>-<number>"; both it and the prefix must be valid slugs.
-        if not SLUG_RE.match(prefix) or not SLUG_RE.match(f"{prefix}-{clients + 99999}"):
+        # The partner slug is the prefix, client slugs are "<prefix>-<number>": all must be valid slugs.
+        if not SLUG_RE.match(prefix) or not SLUG_RE.match(f"{prefix}-99999"):
             raise CommandError("--prefix must be a short slug (lowercase letters, digits, hyphens).")
 
-        connection.set_schema_to_public()
+        _to_public()
         partner, created_partner = self._bench_partner(prefix)
         created: list[int] = []
         try:
@@ -80,7 +90,7 @@ class Command(BaseCommand):
             self._report_provisioning(durations)
             self._migrate_noop()
         finally:
-            connection.set_schema_to_public()
+            _to_public()
             if keep:
                 self.stdout.write(f"kept: clients={len(created)} partner={partner.slug}")
             else:
@@ -119,7 +129,7 @@ class Command(BaseCommand):
             # The real Celery task body, run in this process: the same path the worker takes.
             result = provision_client.apply(args=[client.pk], headers={"_schema_name": "public"})
             elapsed = time.perf_counter() - began
-            connection.set_schema_to_public()
+            _to_public()
             if result.failed():
                 raise CommandError(f"Provisioning task for {slug} raised: {result.result!r}")
             client.refresh_from_db()
@@ -146,13 +156,14 @@ class Command(BaseCommand):
         began = time.perf_counter()
         call_command("migrate_schemas", verbosity=0, interactive=False)
         elapsed = time.perf_counter() - began
-        connection.set_schema_to_public()
+        _to_public()
         self.stdout.write(
-            f"migrate_schemas (no-op): schemas={schemas} total={elapsed:.1f}s per_schema={elapsed / schemas:.3f}s"
+            f"migrate_schemas (no-op): schemas={schemas} total={elapsed:.1f}s "
+            f"per_schema={elapsed / schemas:.3f}s"
         )
 
     def _cleanup(self, partner: Partner, client_ids: list[int], *, drop_partner: bool) -> int:
-        connection.set_schema_to_public()
+        _to_public()
         schemas = list(Client.objects.filter(pk__in=client_ids).values_list("schema_name", flat=True))
         domain_ids = list(Domain.objects.filter(tenant_id__in=client_ids).values_list("pk", flat=True))
         dropped = 0
@@ -165,13 +176,14 @@ class Command(BaseCommand):
                     dropped += 1
             Domain.objects.filter(pk__in=domain_ids).delete()
             Client.objects.filter(pk__in=client_ids).delete()
-            history = [(Client, client_ids), (Domain, domain_ids)]
+            history: list[tuple[type[models.Model], list[int]]] = [(Client, client_ids), (Domain, domain_ids)]
             if drop_partner and not partner.clients.exists():
                 history.append((Partner, [partner.pk]))
                 partner.delete()
             # The bench leaves no trace in the configuration history either.
             for model, pks in history:
                 LogEntry.objects.filter(
-                    content_type=ContentType.objects.get_for_model(model), object_pk__in=[str(pk) for pk in pks]
+                    content_type=ContentType.objects.get_for_model(model),
+                    object_pk__in=[str(pk) for pk in pks],
                 ).delete()
         return dropped
