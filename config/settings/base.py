@@ -11,7 +11,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, DEV_SECRET_KEY, env
 
-DEBUG = env.bool("DEBUG", default=True)
+# TRIPLANE_ENV=production (the Docker image sets it) refuses DEBUG and the development secret.
+TRIPLANE_ENV = env.str("TRIPLANE_ENV", default="development")
+if TRIPLANE_ENV not in ("development", "production"):
+    raise ImproperlyConfigured("TRIPLANE_ENV must be 'development' or 'production'.")
+DEBUG = env.bool("DEBUG", default=TRIPLANE_ENV == "development")
+if TRIPLANE_ENV == "production" and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off in production (TRIPLANE_ENV=production).")
 SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set to a private value when DEBUG is off.")

@@ -88,8 +88,10 @@ def _settings_process(**env):
         "import django; django.setup(); from django.conf import settings; "
         "print(settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS)"
     )
-    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base", **env}
-    full_env.pop("SECRET_KEY", None) if "SECRET_KEY" not in env else None
+    full_env = {
+        key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "TRIPLANE_ENV")
+    }
+    full_env.update(DJANGO_SETTINGS_MODULE="config.settings.base", **env)
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -102,6 +104,15 @@ def _settings_process(**env):
 
 def test_production_refuses_the_development_secret():
     result = _settings_process(DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_debug():
+    result = _settings_process(TRIPLANE_ENV="production", DEBUG="true", SECRET_KEY="x" * 50)
+    assert result.returncode != 0
+    assert "DEBUG must be off in production" in result.stderr
+    result = _settings_process(TRIPLANE_ENV="production")
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
 
@@ -123,3 +134,15 @@ def test_csrf_failure_shows_a_plain_explanation(world):
     from apps.tenancy.models import Partner
 
     assert not Partner.objects.filter(slug="no-token").exists()
+
+
+def test_server_error_page_leaks_nothing(world, settings):
+    from django.test import Client as HttpClient
+
+    settings.PUBLIC_SCHEMA_URLCONF = "tests.urls_failing"
+    browser = HttpClient(HTTP_HOST="localhost", raise_request_exception=False)
+    response = browser.get("/boom/")
+    assert response.status_code == 500
+    body = response.content.decode()
+    assert "hunter2" not in body and "RuntimeError" not in body and "Traceback" not in body
+    assert "<html" in body
