@@ -1,9 +1,11 @@
-"""Form base that gives every widget Tabler's classes, with `is-invalid` on fields in error."""
+"""Form bases that give every widget Tabler's classes, with `is-invalid` on fields in error."""
 
 from django import forms
 
 
-class StyledForm(forms.Form):
+class StyledFormMixin:
+    """Adds Tabler widget classes on creation and `is-invalid` after validation."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         style_fields(self)
@@ -13,14 +15,12 @@ class StyledForm(forms.Form):
         mark_invalid(self)
 
 
-class StyledModelForm(forms.ModelForm):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        style_fields(self)
+class StyledForm(StyledFormMixin, forms.Form):
+    pass
 
-    def full_clean(self):
-        super().full_clean()
-        mark_invalid(self)
+
+class StyledModelForm(StyledFormMixin, forms.ModelForm):
+    pass
 
 
 def style_fields(form: forms.BaseForm) -> None:
