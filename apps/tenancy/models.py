@@ -62,6 +62,10 @@ class Client(TenantMixin, TimeStampedModel):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROVISIONING)
     provisioning_error = models.TextField(blank=True)
     provisioned_at = models.DateTimeField(null=True, blank=True)
+    require_version_change_approval = models.BooleanField(
+        default=False,
+        help_text="Upgrades and rollbacks of deployed agents (including vendor rollouts) wait for approval.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -43,6 +43,7 @@ SHARED_APPS = [
     "django_tenants",
     "apps.core",
     "apps.accounts",
+    "apps.factory",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -67,6 +68,7 @@ SHARED_APPS = [
 TENANT_APPS = [
     "guardian",
     "auditlog",
+    "apps.deployments",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
