@@ -52,7 +52,8 @@ stop_all() {
 trap 'stop_all; exit 0' INT TERM
 trap stop_all EXIT
 
-start web "$BIN/python" manage.py runserver "0.0.0.0:$PORT"
+# Loopback only: the development server runs with DEBUG on.
+start web "$BIN/python" manage.py runserver "127.0.0.1:$PORT"
 start worker "$BIN/celery" -A config worker -l info
 # Keep beat's schedule state out of the source tree.
 start beat "$BIN/celery" -A config beat -l info --schedule "$ROOT/.var/celerybeat-schedule"

@@ -148,4 +148,7 @@ def access_client_member(actor: User, client: Client, pk: int) -> ClientMembersh
 
 
 def client_admin_count(client: Client) -> int:
-    return ClientMembership.objects.filter(client=client, role=ClientRole.CLIENT_ADMIN).count()
+    """Client admins of `client`, row-locked inside a transaction so concurrent demotions serialise."""
+    return len(
+        ClientMembership.objects.select_for_update().filter(client=client, role=ClientRole.CLIENT_ADMIN)
+    )

@@ -23,6 +23,10 @@ class UserAdmin(BaseUserAdmin):
     ]
     filter_horizontal: list[str] = []
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # People are deactivated, not deleted: client schemas keep their audit entries.
+        return False
+
 
 @admin.register(PartnerMembership)
 class PartnerMembershipAdmin(admin.ModelAdmin):

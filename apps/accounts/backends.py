@@ -1,7 +1,8 @@
 """Model permissions derived from the vendor role.
 
 Platform admins hold every model permission; support staff hold only `view_*`
-permissions, which makes the Django admin read-only for them. Partner and
+permissions on the support apps, which makes the Django admin read-only for
+them and keeps everything else (sign-in attempts, sessions) out of sight. Partner and
 client roles grant no model permissions: their access is decided by
 memberships and object grants (accounts.access).
 """
@@ -9,6 +10,8 @@ memberships and object grants (accounts.access).
 from django.contrib.auth.backends import BaseBackend
 
 from .models import VendorRole
+
+SUPPORT_APPS = frozenset({"tenancy", "accounts", "factory", "auditlog"})
 
 
 class VendorRoleBackend(BaseBackend):
@@ -19,8 +22,12 @@ class VendorRoleBackend(BaseBackend):
         if role == VendorRole.PLATFORM_ADMIN:
             return True
         if role == VendorRole.SUPPORT:
-            return perm.partition(".")[2].startswith("view_")
+            app_label, _, codename = perm.partition(".")
+            return app_label in SUPPORT_APPS and codename.startswith("view_")
         return False
 
     def has_module_perms(self, user_obj, app_label: str) -> bool:
-        return user_obj.is_active and getattr(user_obj, "vendor_role", "") in VendorRole.values
+        if not user_obj.is_active:
+            return False
+        role = getattr(user_obj, "vendor_role", "")
+        return role == VendorRole.PLATFORM_ADMIN or (role == VendorRole.SUPPORT and app_label in SUPPORT_APPS)

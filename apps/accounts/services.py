@@ -50,13 +50,18 @@ def _send_invitation(
     transaction.on_commit(lambda: send_mail(subject, body, None, [user.email]))
 
 
+# One answer for every account that cannot be invited, so an invitation form does not
+# tell a partner or client anything about accounts outside its own scope.
+CANNOT_INVITE = "This person cannot be invited here. If they should be, contact vendor support."
+
+
 def _user_for_invite(*, email: str, full_name: str) -> User:
     email = User.objects.normalize_email(email.strip()).lower()
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
         user = User.objects.create_user(email=email, full_name=full_name.strip())
-    elif not user.is_active:
-        raise ApplicationError("This account is deactivated; ask the vendor to reactivate it.", field="email")
+    elif not user.is_active or user.vendor_role:
+        raise ApplicationError(CANNOT_INVITE, field="email")
     return user
 
 
@@ -70,12 +75,11 @@ def partner_member_invite(
     if not partner.is_active:
         raise ApplicationError("This partner is inactive.")
     user = _user_for_invite(email=email, full_name=full_name)
-    if user.vendor_role:
-        raise ApplicationError("Vendor staff cannot join a partner team.", field="email")
     existing = PartnerMembership.objects.filter(user=user).first()
+    if existing is not None and existing.partner_id == partner.pk:
+        raise ApplicationError(f"{user.email} already belongs to this team.", field="email")
     if existing is not None:
-        where = "this team" if existing.partner_id == partner.pk else "another partner"
-        raise ApplicationError(f"{user.email} already belongs to {where}.", field="email")
+        raise ApplicationError(CANNOT_INVITE, field="email")
     membership = PartnerMembership(user=user, partner=partner, role=role)
     membership.full_clean()
     membership.save()
@@ -94,13 +98,11 @@ def partner_member_remove(*, membership: PartnerMembership, actor: User) -> None
     """Remove a person from a partner's team, with every client assignment they held there."""
     if membership.user_id == actor.pk:
         raise ApplicationError("You cannot remove yourself from the team.")
-    if (
-        membership.role == PartnerRole.PARTNER_ADMIN
-        and PartnerMembership.objects.filter(
-            partner=membership.partner, role=PartnerRole.PARTNER_ADMIN
-        ).count()
-        <= 1
-    ):
+    # Lock the partner's admins so two admins removing each other cannot leave none.
+    admins = PartnerMembership.objects.select_for_update().filter(
+        partner=membership.partner, role=PartnerRole.PARTNER_ADMIN
+    )
+    if membership.role == PartnerRole.PARTNER_ADMIN and len(admins) <= 1:
         raise ApplicationError("A partner needs at least one partner admin.")
     with schema_context(get_public_schema_name()):
         for client in membership.partner.clients.all():

@@ -35,6 +35,10 @@ class ClientAdmin(admin.ModelAdmin):
     ]
     inlines = [DomainInline]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a row would orphan its schema; decommissioning is a service of its own.
+        return False
+
 
 @admin.register(Domain)
 class DomainAdmin(admin.ModelAdmin):

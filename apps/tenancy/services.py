@@ -6,17 +6,20 @@ validate, write in one transaction and schedule provisioning after commit.
 
 import logging
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_exists
 
 from apps.core.exceptions import ApplicationError
 
+from . import schemas
 from .models import Client, Domain, Partner
 
 logger = logging.getLogger(__name__)
+# A client still provisioning after this long lost its task (e.g. the broker was down): it may be retried.
+STALE_PROVISIONING = timedelta(minutes=10)
 
 
 def partner_create(*, name: str, slug: str, contact_email: str = "", actor) -> Partner:
@@ -69,6 +72,10 @@ def client_create(*, partner: Partner, name: str, slug: str, actor, schedule: bo
     host = client_domain_for(slug)
     if Domain.objects.filter(domain=host).exists():
         raise ApplicationError("That host name is already in use.", field="slug")
+    if client.schema_name in schemas.existing_schemas():
+        raise ApplicationError(
+            "That name was used by an earlier client project; choose another.", field="slug"
+        )
     client.save()
     Domain.objects.create(domain=host, tenant=client, is_primary=True)
     if schedule:
@@ -78,10 +85,14 @@ def client_create(*, partner: Partner, name: str, slug: str, actor, schedule: bo
 
 @transaction.atomic
 def client_retry_provisioning(*, client: Client, actor) -> Client:
-    """Put a failed client back into provisioning and schedule it again."""
+    """Put a failed (or stalled) client back into provisioning and schedule it again."""
     client = Client.objects.select_for_update().get(pk=client.pk)
-    if client.status != Client.Status.FAILED:
-        raise ApplicationError("Only a client whose provisioning failed can be retried.")
+    stale = (
+        client.status == Client.Status.PROVISIONING
+        and client.updated_at < timezone.now() - STALE_PROVISIONING
+    )
+    if client.status != Client.Status.FAILED and not stale:
+        raise ApplicationError("Only a client whose provisioning failed or stalled can be retried.")
     client.status = Client.Status.PROVISIONING
     client.provisioning_error = ""
     client.save(update_fields=["status", "provisioning_error", "updated_at"])
@@ -93,47 +104,65 @@ def _schedule_provisioning(client: Client) -> None:
     from .tasks import provision_client
 
     # Public schema explicitly: the task must never run inside some tenant's schema.
+    # robust: a broker outage must not turn a committed client into an error page; it can be retried.
     transaction.on_commit(
-        lambda: provision_client.apply_async(args=[client.pk], headers={"_schema_name": "public"})
+        lambda: provision_client.apply_async(args=[client.pk], headers={"_schema_name": "public"}),
+        robust=True,
     )
 
 
 def client_provision(*, client_id: int) -> Client:
     """Create the client's schema by cloning the template; mark it ready or failed.
 
-    Idempotent: a ready client is left alone, and a schema that already exists
-    (a retried task whose first run got that far) is kept.
+    Safe to run twice, even at once: runs for one client are serialised by an
+    advisory lock, a ready client is left alone, and an existing schema is kept
+    only when it carries this client's marker (a retried run that got that
+    far). A schema left by anything else is never adopted, so a new client can
+    never inherit another's data.
     """
-    client = Client.objects.get(pk=client_id)
-    if client.status == Client.Status.READY:
-        return client
-    started = time.monotonic()
-    try:
-        client.create_schema(check_if_exists=True, verbosity=0)
-    except Exception as exc:  # any failure is recorded for the partner and the schema removed
-        logger.exception("Provisioning of client %s failed", client.slug)
+    with schemas.provisioning_lock(client_id):
+        client = Client.objects.get(pk=client_id)
+        if client.status == Client.Status.READY:
+            return client
+        started = time.monotonic()
+        marker = _owner_marker(client)
+        created = False
+        try:
+            if client.schema_name in schemas.existing_schemas():
+                if schemas.schema_owner_marker(client.schema_name) != marker:
+                    raise ApplicationError("A database schema with this client's name already exists.")
+            else:
+                created = True
+                client.create_schema(verbosity=0)
+                connection.set_schema_to_public()
+                schemas.mark_schema_owner(client.schema_name, marker)
+        except Exception as exc:  # recorded for the partner; a half-made schema of this run is removed
+            logger.exception("Provisioning of client %s failed", client.slug)
+            connection.set_schema_to_public()
+            if created:
+                schemas.drop_schema(client.schema_name)
+            client.status = Client.Status.FAILED
+            client.provisioning_error = _describe(exc)
+            client.save(update_fields=["status", "provisioning_error", "updated_at"])
+            return client
         connection.set_schema_to_public()
-        _drop_schema_if_exists(client.schema_name)
-        client.status = Client.Status.FAILED
-        client.provisioning_error = _describe(exc)
-        client.save(update_fields=["status", "provisioning_error", "updated_at"])
+        client.status = Client.Status.READY
+        client.provisioning_error = ""
+        client.provisioned_at = timezone.now()
+        client.save(update_fields=["status", "provisioning_error", "provisioned_at", "updated_at"])
+        logger.info("Provisioned client %s in %.2fs", client.slug, time.monotonic() - started)
         return client
-    connection.set_schema_to_public()
-    client.status = Client.Status.READY
-    client.provisioning_error = ""
-    client.provisioned_at = timezone.now()
-    client.save(update_fields=["status", "provisioning_error", "provisioned_at", "updated_at"])
-    logger.info("Provisioned client %s in %.2fs", client.slug, time.monotonic() - started)
-    return client
+
+
+def _owner_marker(client: Client) -> str:
+    return f"triplane client {client.pk}"
 
 
 def _describe(exc: Exception) -> str:
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first_line}"[:500]
-
-
-def _drop_schema_if_exists(schema_name: str) -> None:
-    if schema_name in ("public", settings.TENANT_BASE_SCHEMA) or not schema_exists(schema_name):
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA "{schema_name}" CASCADE')
+    """What partners see: no database internals (those go to the server log)."""
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    return (
+        f"The client's database schema could not be created ({type(exc).__name__}). "
+        "The details are in the server log; retry, or contact vendor support if it fails again."
+    )

@@ -37,3 +37,34 @@ def test_non_vendor_users_are_sent_to_admin_login(world, platform, persona):
 
 def test_admin_is_not_served_on_client_hosts(world, client_host):
     assert client_host("client_a_admin").get("/admin/").status_code == 404
+
+
+def test_nobody_reads_api_tokens_in_the_admin(world, platform):
+    from rest_framework.authtoken.models import Token
+
+    Token.objects.create(user=world.users["vendor_admin"])
+    for persona in ("support", "vendor_admin"):
+        browser = platform(persona)
+        assert browser.get("/admin/authtoken/tokenproxy/").status_code == 404
+        assert "authtoken" not in browser.get("/admin/").content.decode()
+
+
+def test_support_sees_only_the_support_apps(world, platform):
+    index = platform("support").get("/admin/").content.decode()
+    assert "/admin/tenancy/" in index and "/admin/accounts/" in index
+    assert "/admin/axes/" not in index and "/admin/sessions/" not in index
+    assert platform("support").get("/admin/axes/accessattempt/").status_code == 403
+
+
+def test_clients_and_users_cannot_be_deleted_in_the_admin(world, platform):
+    from apps.accounts.models import User
+    from apps.tenancy.models import Client
+
+    browser = platform("vendor_admin")
+    assert (
+        browser.post(f"/admin/tenancy/client/{world.client_a.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
+    assert Client.objects.filter(pk=world.client_a.pk).exists()
+    viewer = world.users["client_a_viewer"]
+    assert browser.post(f"/admin/accounts/user/{viewer.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert User.objects.filter(pk=viewer.pk).exists()

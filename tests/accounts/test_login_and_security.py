@@ -146,3 +146,11 @@ def test_server_error_page_leaks_nothing(world, settings):
     body = response.content.decode()
     assert "hunter2" not in body and "RuntimeError" not in body and "Traceback" not in body
     assert "<html" in body
+
+
+def test_seed_demo_refuses_the_public_password_in_production(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.TRIPLANE_ENV = "production"
+    with pytest.raises(CommandError, match="needs --password"):
+        call_command("seed_demo")

@@ -215,7 +215,7 @@ def test_retry_failed_client(world, platform):
 
 def test_retry_of_ready_client_is_refused_with_message(world, platform):
     response = platform("partner_a_admin").post(f"/partner/clients/{world.client_a.pk}/retry/", follow=True)
-    assert "Only a client whose provisioning failed can be retried." in page_of(response)
+    assert "Only a client whose provisioning failed or stalled can be retried." in page_of(response)
     world.client_a.refresh_from_db()
     assert world.client_a.status == Client.Status.READY
 
@@ -300,7 +300,7 @@ def test_team_invite_refuses_member_of_another_partner(world, platform, django_c
             {"full_name": "B", "email": world.users["partner_b_admin"].email, "role": "partner_engineer"},
         )
     assert response.status_code == 200
-    assert "already belongs to another partner" in page_of(response)
+    assert "cannot be invited here" in page_of(response)
     assert PartnerMembership.objects.get(user=world.users["partner_b_admin"]).partner == world.partner_b
     assert mail.outbox == []
 

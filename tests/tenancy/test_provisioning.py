@@ -62,7 +62,8 @@ def test_client_provision_failure_is_recorded_and_schema_removed(world):
     with mock.patch.object(Client, "create_schema", side_effect=RuntimeError("disk full\nmore detail")):
         client = services.client_provision(client_id=client.pk)
     assert client.status == Client.Status.FAILED
-    assert client.provisioning_error == "RuntimeError: disk full"
+    assert "could not be created (RuntimeError)" in client.provisioning_error
+    assert "disk full" not in client.provisioning_error  # internals go to the log, not to partners
     assert not schema_exists("client_broken")
     # A retry puts it back into provisioning.
     client = services.client_retry_provisioning(client=client, actor=None)
@@ -88,3 +89,37 @@ def test_client_create_refuses_duplicate_slug_and_inactive_partner(world):
     services.partner_set_active(partner=world.partner_b, is_active=False, actor=None)
     with pytest.raises(ApplicationError):
         services.client_create(partner=world.partner_b, name="Nope", slug="nope", actor=None, schedule=False)
+
+
+def test_client_create_refuses_a_name_whose_schema_still_exists(world):
+    from apps.tenancy.schemas import create_schema
+
+    create_schema("client_left_over")
+    with pytest.raises(ApplicationError, match="earlier client project"):
+        services.client_create(
+            partner=world.partner_a, name="New", slug="left-over", actor=None, schedule=False
+        )
+
+
+def test_provision_never_adopts_a_schema_it_did_not_create(world):
+    from apps.tenancy.schemas import create_schema
+
+    client = services.client_create(
+        partner=world.partner_a, name="Heir", slug="heir", actor=None, schedule=False
+    )
+    create_schema("client_heir")  # e.g. left by a deleted client of the same name
+    client = services.client_provision(client_id=client.pk)
+    assert client.status == Client.Status.FAILED
+    assert "already exists" in client.provisioning_error
+    assert schema_exists("client_heir")  # someone else's schema is not dropped either
+
+
+def test_provision_rerun_keeps_its_own_schema(world):
+    client = services.client_create(
+        partner=world.partner_a, name="Again", slug="again", actor=None, schedule=False
+    )
+    client = services.client_provision(client_id=client.pk)
+    Client.objects.filter(pk=client.pk).update(
+        status=Client.Status.PROVISIONING
+    )  # as after a lost status write
+    assert services.client_provision(client_id=client.pk).status == Client.Status.READY

@@ -3,7 +3,8 @@
 Idempotent: running it again keeps what exists and fills in what is missing.
 """
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from apps.accounts.models import (
@@ -35,6 +36,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--password", default=DEMO_PASSWORD, help="Password for every demo account.")
+
+    def execute(self, *args, **options):
+        # Demo accounts with a published password must never appear on a production system.
+        if settings.TRIPLANE_ENV == "production" and options.get("password", DEMO_PASSWORD) == DEMO_PASSWORD:
+            raise CommandError("In production, seed_demo needs --password (the demo password is public).")
+        return super().execute(*args, **options)
 
     def handle(self, *args, password: str, **options):
         logins: list[tuple[str, str, str]] = []

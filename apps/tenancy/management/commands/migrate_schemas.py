@@ -7,11 +7,11 @@ than breaking the run.
 """
 
 from django.conf import settings
-from django.db import connection
 from django_tenants.management.commands import SyncCommon
 from django_tenants.management.commands.migrate_schemas import GET_EXECUTOR_FUNCTION, MigrateSchemasCommand
-from django_tenants.utils import get_public_schema_name, schema_exists
+from django_tenants.utils import get_public_schema_name
 
+from apps.tenancy import schemas
 from apps.tenancy.models import Client
 
 
@@ -28,16 +28,13 @@ class Command(MigrateSchemasCommand):
             executor.run_migrations(tenants=[public])
         if self.sync_tenant:
             template = settings.TENANT_BASE_SCHEMA
-            if not schema_exists(template):
-                with connection.cursor() as cursor:
-                    cursor.execute(f'CREATE SCHEMA "{template}"')
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT nspname FROM pg_namespace")
-                existing = {row[0] for row in cursor.fetchall()}
-            schemas = list(
+            existing = schemas.existing_schemas()
+            if template not in existing:
+                schemas.create_schema(template)
+            clients = list(
                 Client.objects.exclude(schema_name=public)
                 .filter(schema_name__in=existing)
                 .order_by("pk")
                 .values_list("schema_name", flat=True)
             )
-            executor.run_migrations(tenants=[template, *schemas])
+            executor.run_migrations(tenants=[template, *clients])
