@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from apps.api.urls import schema_urlpatterns
+from apps.api.urls import platform_urlpatterns, schema_urlpatterns
 
 admin.site.site_header = "Triplane support"
 admin.site.site_title = "Triplane support"
@@ -15,6 +15,6 @@ urlpatterns = [
     path("vendor/", include("apps.portals.superadmin.urls")),
     path("partner/", include("apps.portals.management.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("apps.api.urls")),
+    path("api/v1/", include((platform_urlpatterns, "api"))),
     *schema_urlpatterns("config.urls_public"),
 ]

@@ -2,11 +2,11 @@
 
 from django.urls import include, path
 
-from apps.api.urls import schema_urlpatterns
+from apps.api.urls import client_urlpatterns, schema_urlpatterns
 
 urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
-    path("api/v1/", include("apps.api.urls")),
+    path("api/v1/", include((client_urlpatterns, "api"))),
     *schema_urlpatterns("config.urls_tenant"),
     path("", include("apps.portals.dashboard.urls")),
 ]

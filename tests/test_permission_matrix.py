@@ -19,6 +19,12 @@ from django_tenants.utils import schema_context
 from guardian.models import UserObjectPermission
 
 from apps.accounts.models import ClientMembership, PartnerMembership, User
+from apps.deployments import services as deployment_services
+from apps.deployments.models import Deployment, DeploymentTransition
+from apps.factory import selectors as factory_selectors
+from apps.factory import services as factory_services
+from apps.factory.models import AgentVariant, AgentVersion, Rollout, RolloutTarget
+from apps.factory.yaml_spec import spec_to_yaml
 from apps.tenancy.models import Client, Domain, Partner
 from tests.conftest import PERSONAS, PLATFORM_HOST, host_of, http_client
 
@@ -51,7 +57,7 @@ class Case:
     host: str = "platform"  # or "client_a"
     get: dict | None = None  # expected GET answers; None = GET not tested (POST-only view)
     post: dict | None = None  # expected POST answers for refused personas (nothing may change)
-    data: dict = field(default_factory=dict)
+    data: dict | Callable = field(default_factory=dict)  # or w → dict, for ids made by `kwargs`
 
 
 def a_engineer_membership(w):
@@ -60,6 +66,118 @@ def a_engineer_membership(w):
 
 def a_viewer_membership(w):
     return {"pk": ClientMembership.objects.get(user=w.users["client_a_viewer"]).pk}
+
+
+def itsm(version: str = "1.0.0") -> AgentVersion:
+    return AgentVersion.objects.get(variant__key="itsm", version=version)
+
+
+def a_deployment(w, status: str = Deployment.Status.DRAFT) -> Deployment:
+    """An ITSM deployment in client A's schema, brought to `status` through the services.
+
+    Made inside the test's transaction (kwargs run per test), so it is rolled back after it.
+    """
+    engineer, admin, version = w.users["partner_a_engineer"], w.users["client_a_admin"], itsm()
+    deployment = deployment_services.deployment_create(
+        client=w.client_a, variant=version.variant, version=version, name="Matrix agent", actor=engineer
+    )
+    steps = {
+        Deployment.Status.SUBMITTED: ["submit"],
+        Deployment.Status.DEPLOYED: ["submit", "approve", "deploy"],
+    }.get(status, [])
+    for action in steps:
+        service = getattr(deployment_services, f"deployment_{action}")
+        service(client=w.client_a, deployment=deployment, actor=admin if action == "approve" else engineer)
+    return deployment
+
+
+def a_deployment_page(status: str = Deployment.Status.DRAFT, **extra) -> Callable:
+    """kwargs for a management deployment URL: client A and a fresh deployment in `status`."""
+    return lambda w: {"pk": w.client_a.pk, "deployment_id": a_deployment(w, status).pk, **extra}
+
+
+def a_deployed_with_newer_version(w) -> dict:
+    """A deployed ITSM 1.0.0 deployment, and a published ITSM 1.1.0 to move it to."""
+    v100 = itsm()
+    AgentVersion.objects.create(
+        variant=v100.variant,
+        version="1.1.0",
+        major=1,
+        minor=1,
+        patch=0,
+        status=AgentVersion.Status.PUBLISHED,
+        spec={**v100.spec, "instructions": "Changed."},
+        changelog="Matrix.",
+        derived_from=v100,
+    )
+    return {"pk": w.client_a.pk, "deployment_id": a_deployment(w, Deployment.Status.DEPLOYED).pk}
+
+
+# --- Agent Factory and rollouts (super-admin): each helper makes what a refused POST could change.
+
+
+def itsm_v110(w) -> AgentVersion:
+    """ITSM 1.1.0, published through the factory services (its instructions differ from 1.0.0's)."""
+    vendor, version = w.users["vendor_admin"], itsm()
+    draft = factory_services.version_save_draft(
+        variant=version.variant,
+        spec={**version.spec, "instructions": "Changed for the matrix."},
+        version="1.1.0",
+        changelog="Matrix.",
+        actor=vendor,
+    )
+    return factory_services.version_publish(version=draft, actor=vendor)
+
+
+def itsm_with_older_version(w) -> dict:
+    """ITSM 1.0.0 when 1.1.0 is current: rolling back to it would publish a new version."""
+    itsm_v110(w)
+    return {"key": "itsm", "version": "1.0.0"}
+
+
+def itsm_with_draft(w) -> dict:
+    """ITSM with a draft that discarding would delete."""
+    version = itsm()
+    factory_services.version_save_draft(
+        variant=version.variant,
+        spec=version.spec,
+        version="1.1.0",
+        changelog="Draft.",
+        actor=w.users["vendor_admin"],
+    )
+    return {"key": "itsm"}
+
+
+def variant_behind_its_base(w) -> dict:
+    """A clone of the base agent whose base then published 1.1.0: a clean rebase would create a draft."""
+    vendor, base = w.users["vendor_admin"], factory_selectors.access_variant("base")
+    factory_services.variant_clone(source=base, key="matrix-copy", name="Matrix copy", actor=vendor)
+    spec = factory_selectors.latest_published(base).spec
+    draft = factory_services.version_save_draft(
+        variant=base,
+        spec={**spec, "planner": {**spec["planner"], "max_steps": 35}},
+        version="1.1.0",
+        changelog="Matrix.",
+        actor=vendor,
+    )
+    factory_services.version_publish(version=draft, actor=vendor)
+    return {"key": "matrix-copy"}
+
+
+def rollout_candidates(w) -> dict:
+    """A deployed ITSM 1.0.0 in client A and ITSM 1.1.0 published: a rollout would have work to do."""
+    a_deployment(w, Deployment.Status.DEPLOYED)
+    itsm_v110(w)
+    return {}
+
+
+def a_completed_rollout(w) -> dict:
+    """A completed rollout that reverting would move to `reverting`."""
+    version = itsm()
+    rollout = Rollout.objects.create(
+        variant=version.variant, target_version=version, status=Rollout.Status.COMPLETED
+    )
+    return {"pk": rollout.pk}
 
 
 vendor_only = only(VENDOR)
@@ -71,6 +189,19 @@ client_a_admin = only({"client_a_admin"})
 client_a_in_portal = only(PARTNER_A, partner_b_admin=NOT_FOUND)
 client_a_admin_only = only({"partner_a_admin"}, partner_b_admin=NOT_FOUND)
 everyone = answers(OK, anonymous=OK)
+# API (anonymous: 403, there is no login page to send it to). The factory: vendor and every partner team.
+api_factory_readers = only(VENDOR | PARTNER_A | {"partner_b_admin"}, anonymous=FORBIDDEN)
+# Client A's deployments on the platform host: the vendor and partner A; partner B gets 404.
+api_client_a_readers = only(VENDOR | PARTNER_A, partner_b_admin=NOT_FOUND, anonymous=FORBIDDEN)
+api_client_a_partner = only(PARTNER_A, partner_b_admin=NOT_FOUND, anonymous=FORBIDDEN)
+
+
+def api_deployment(status: str = Deployment.Status.DRAFT, *, platform: bool = True) -> Callable:
+    """kwargs for an API deployment URL: a fresh deployment of client A in `status`."""
+    if platform:
+        return lambda w: {"client_id": w.client_a.pk, "pk": a_deployment(w, status).pk}
+    return lambda w: {"pk": a_deployment(w, status).pk}
+
 
 CASES = [
     # Super-admin portal
@@ -106,6 +237,56 @@ CASES = [
     ),
     Case("public:superadmin:client_list", get=vendor_only),
     Case("public:superadmin:client_detail", lambda w: {"pk": w.client_a.pk}, get=vendor_only),
+    Case(
+        "public:superadmin:client_deployment_decide",
+        a_deployment_page(Deployment.Status.SUBMITTED),
+        post=vendor_only,
+        data={"decision": "approve", "reason": "Refused personas must not approve."},
+    ),
+    # Super-admin portal: the Agent Factory
+    Case("public:superadmin:factory", get=vendor_only),
+    Case("public:superadmin:variant_detail", lambda w: {"key": "itsm"}, get=vendor_only),
+    Case(
+        "public:superadmin:variant_clone",
+        lambda w: {"key": "itsm"},
+        get=vendor_only,
+        post=vendor_only,
+        data={"key": "evil-clone", "name": "Evil clone"},
+    ),
+    Case(
+        "public:superadmin:version_edit",
+        lambda w: {"key": "itsm"},
+        get=vendor_only,
+        post=vendor_only,
+        data=lambda w: {
+            "spec": spec_to_yaml(itsm().spec).replace("max_steps: 20", "max_steps: 30"),
+            "version": "1.1.0",
+            "changelog": "Evil.",
+            "action": "publish",
+        },
+    ),
+    Case(
+        "public:superadmin:version_preview",
+        lambda w: {"key": "itsm"},
+        post=vendor_only,
+        data=lambda w: {"spec": spec_to_yaml(itsm().spec)},
+    ),
+    Case("public:superadmin:version_discard", itsm_with_draft, post=vendor_only),
+    Case("public:superadmin:version_detail", lambda w: {"key": "itsm", "version": "1.0.0"}, get=vendor_only),
+    Case("public:superadmin:version_diff", lambda w: {"key": "itsm"}, get=vendor_only),
+    Case("public:superadmin:version_rollback", itsm_with_older_version, get=vendor_only, post=vendor_only),
+    Case("public:superadmin:variant_rebase", variant_behind_its_base, get=vendor_only, post=vendor_only),
+    # Super-admin portal: rollouts
+    Case("public:superadmin:rollout_list", get=vendor_only),
+    Case(
+        "public:superadmin:rollout_create",
+        rollout_candidates,
+        get=vendor_only,
+        post=vendor_only,
+        data=lambda w: {"variant": itsm().variant_id, "target_version": itsm("1.1.0").pk},
+    ),
+    Case("public:superadmin:rollout_detail", a_completed_rollout, get=vendor_only),
+    Case("public:superadmin:rollout_revert", a_completed_rollout, get=vendor_only, post=vendor_only),
     # Management portal
     Case("public:management:home", get=partner_team),
     Case(
@@ -142,6 +323,34 @@ CASES = [
         get=client_a_admin_only,
         post=client_a_admin_only,
     ),
+    # Management portal: client A's deployments (partner A's admin and engineer; partner B gets 404)
+    Case("public:management:deployment_list", lambda w: {"pk": w.client_a.pk}, get=client_a_in_portal),
+    Case(
+        "public:management:deployment_create",
+        lambda w: {"pk": w.client_a.pk},
+        get=client_a_in_portal,
+        post=client_a_in_portal,
+        data=lambda w: {"name": "Evil agent", "variant": itsm().variant_id, "version": itsm().pk},
+    ),
+    Case("public:management:deployment_detail", a_deployment_page(), get=client_a_in_portal),
+    Case(
+        "public:management:deployment_action",
+        a_deployment_page(Deployment.Status.DRAFT, action="submit"),
+        post=client_a_in_portal,
+    ),
+    Case(
+        "public:management:deployment_action",
+        a_deployment_page(Deployment.Status.DEPLOYED, action="retire"),
+        get=client_a_in_portal,  # the confirmation page
+        post=client_a_in_portal,
+    ),
+    Case(
+        "public:management:deployment_change_version",
+        a_deployed_with_newer_version,
+        get=client_a_in_portal,
+        post=client_a_in_portal,
+        data=lambda w: {"version": itsm("1.1.0").pk, "confirm": "1"},
+    ),
     # Client dashboard (on client A's host; client B's admin is the foreign tenant)
     Case("tenant:dashboard:home", host="client_a", get=client_a_all),
     Case("tenant:dashboard:user_list", host="client_a", get=client_a_all),
@@ -166,6 +375,20 @@ CASES = [
         get=client_a_admin,
         post=client_a_admin,
     ),
+    Case("tenant:dashboard:deployment_list", host="client_a", get=client_a_all),
+    Case(
+        "tenant:dashboard:deployment_detail",
+        lambda w: {"deployment_id": a_deployment(w).pk},
+        host="client_a",
+        get=client_a_all,
+    ),
+    Case(
+        "tenant:dashboard:deployment_decide",
+        lambda w: {"deployment_id": a_deployment(w, Deployment.Status.SUBMITTED).pk},
+        host="client_a",
+        post=client_a_admin,
+        data={"decision": "approve", "reason": "Refused personas must not approve."},
+    ),
     # Sign-in pages (both hosts)
     Case("public:accounts:login", get=answers(MOVED, anonymous=OK)),  # signed in: sent on to a portal
     Case("public:accounts:after_login", get=answers(R)),  # each role is routed; asserted in tests/accounts
@@ -189,6 +412,58 @@ CASES = [
     Case("tenant:api:me", host="client_a", get=answers(OK, anonymous=FORBIDDEN)),
     Case("tenant:api:activity", host="client_a", get=only(CLIENT_A, anonymous=FORBIDDEN)),
     Case("tenant:api:token", host="client_a", post={}),
+    Case("public:api:variant_list", get=api_factory_readers),
+    Case("public:api:version_list", lambda w: {"key": "itsm"}, get=api_factory_readers),
+    Case("public:api:version_detail", lambda w: {"key": "itsm", "version": "1.0.0"}, get=api_factory_readers),
+    Case(  # asked without ?from=&to=: a 400 for those who may ask at all
+        "public:api:version_diff",
+        lambda w: {"key": "itsm"},
+        get=only(VENDOR | PARTNER_A | {"partner_b_admin"}, allowed_answer=400, anonymous=FORBIDDEN),
+    ),
+    Case(
+        "public:api:client_deployment_list",
+        lambda w: {"client_id": w.client_a.pk},
+        get=api_client_a_readers,
+        post=api_client_a_partner,
+        data={"name": "Evil agent", "variant": "itsm", "version": "1.0.0"},
+    ),
+    Case(  # client A2 has no engineer assigned
+        "public:api:client_deployment_list",
+        lambda w: {"client_id": w.client_a2.pk},
+        get=only(
+            VENDOR | {"partner_a_admin"},
+            partner_a_engineer=NOT_FOUND,
+            partner_b_admin=NOT_FOUND,
+            anonymous=FORBIDDEN,
+        ),
+    ),
+    Case("public:api:client_deployment_detail", api_deployment(), get=api_client_a_readers),
+    Case(
+        "public:api:client_deployment_transition",
+        api_deployment(),
+        post=api_client_a_partner,
+        data={"action": "submit"},
+    ),
+    Case(  # approving is the vendor's on the platform host (or client A's admin on its own host)
+        "public:api:client_deployment_transition",
+        api_deployment(Deployment.Status.SUBMITTED),
+        post=only(VENDOR, anonymous=FORBIDDEN),
+        data={"action": "approve", "reason": "Refused personas must not approve."},
+    ),
+    Case("tenant:api:deployment_list", host="client_a", get=only(CLIENT_A, anonymous=FORBIDDEN)),
+    Case(
+        "tenant:api:deployment_detail",
+        api_deployment(platform=False),
+        host="client_a",
+        get=only(CLIENT_A, anonymous=FORBIDDEN),
+    ),
+    Case(
+        "tenant:api:deployment_transition",
+        api_deployment(Deployment.Status.SUBMITTED, platform=False),
+        host="client_a",
+        post=only({"client_a_admin"}, anonymous=FORBIDDEN),
+        data={"action": "approve", "reason": "Refused personas must not approve."},
+    ),
     Case("public:api-schema", get=everyone),
     Case("public:api-docs", get=everyone),
     Case("tenant:api-schema", host="client_a", get=everyone),
@@ -242,6 +517,10 @@ def snapshot(world) -> str:
         ClientMembership,
         UserObjectPermission,
         LogEntry,
+        AgentVariant,
+        AgentVersion,
+        Rollout,
+        RolloutTarget,
     ]
     for model in models:
         digest.update(repr(list(model.objects.order_by("pk").values())).encode())
@@ -249,6 +528,8 @@ def snapshot(world) -> str:
         with schema_context(client.schema_name):
             digest.update(repr(list(LogEntry.objects.order_by("pk").values())).encode())
             digest.update(repr(list(UserObjectPermission.objects.order_by("pk").values())).encode())
+            for model in (Deployment, DeploymentTransition):
+                digest.update(repr(list(model.objects.order_by("pk").values())).encode())
     connection.set_schema_to_public()
     return digest.hexdigest()
 
@@ -283,9 +564,10 @@ def test_refused_post_changes_nothing(world, case, persona, django_capture_on_co
 
     host, url = resolve(case, world)
     browser = http_client(world.users.get(persona), host)  # signing in stamps last_login: before the snapshot
+    data = case.data(world) if callable(case.data) else case.data
     before = snapshot(world)
     with django_capture_on_commit_callbacks(execute=True):
-        response = browser.post(url, case.data)
+        response = browser.post(url, data)
     check(response, case.post[persona], url)
     assert snapshot(world) == before, f"a refused POST to {url} as {persona} changed data"
     assert mail.outbox == []

@@ -6,6 +6,8 @@ runs in a transaction on top of it.
 
 from dataclasses import dataclass
 
+from django.core.management import call_command
+
 from apps.accounts.models import ClientRole, PartnerRole, User, VendorRole
 from apps.accounts.services import client_engineer_assign
 from apps.tenancy import services as tenancy
@@ -37,6 +39,7 @@ def _email(persona: str) -> str:
 
 
 def build_world() -> World:
+    call_command("seed_factory", verbosity=0)
     users: dict[str, User] = {
         "vendor_admin": UserFactory(
             email="vendor@example.com", vendor_role=VendorRole.PLATFORM_ADMIN, is_staff=True

@@ -223,6 +223,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Enums are named after their field by default ("ActionEnum"), which other endpoints would clash with.
+    "ENUM_NAME_OVERRIDES": {"DeploymentActionEnum": "apps.api.permissions.DEPLOYMENT_ACTION_CHOICES"},
 }
 
 # --- Email ------------------------------------------------------------------

@@ -19,3 +19,30 @@ class ClientUserRoleForm(StyledForm):
     """The role picker of one row in the users table (ids are made unique per row by the view)."""
 
     role = forms.ChoiceField(choices=ClientRole.choices, label="Role")
+
+
+class DeploymentDecisionForm(StyledForm):
+    """A client admin's answer to a submitted deployment or to a pending version change."""
+
+    decision = forms.ChoiceField(
+        choices=[
+            ("approve", "Approve the deployment"),
+            ("reject", "Reject the deployment"),
+            ("approve_change", "Approve the version change"),
+            ("reject_change", "Reject the version change"),
+        ],
+        error_messages={"invalid_choice": "Choose approve or reject."},
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Reason",
+        help_text="Required to reject; the partner team sees it in the deployment's history.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("decision", "").startswith("reject") and not cleaned.get("reason", "").strip():
+            self.add_error("reason", "Say why you reject it: the partner team needs the reason.")
+        return cleaned

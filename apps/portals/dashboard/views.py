@@ -1,4 +1,4 @@
-"""Client dashboard (a client's own host): the client at a glance and its users.
+"""Client dashboard (a client's own host): the client at a glance, its users and its agents.
 
 The connection is already on the client's schema (tenant middleware) and
 `request.tenant` is the client; `@client_portal` has checked the user's role in it.
@@ -9,7 +9,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts import services as account_services
 from apps.accounts.access import access_client_member, client_member_list
@@ -18,9 +18,13 @@ from apps.accounts.models import ClientMembership, ClientRole
 from apps.core.exceptions import ApplicationError
 from apps.core.htmx import redirect_after_post
 from apps.core.pagination import paginate
+from apps.deployments import selectors as deployment_selectors
+from apps.deployments import services as deployment_services
+from apps.deployments.models import Deployment
+from apps.factory.diff import spec_diff
 from apps.tenancy.selectors import client_activity
 
-from .forms import ClientUserInviteForm, ClientUserRoleForm
+from .forms import ClientUserInviteForm, ClientUserRoleForm, DeploymentDecisionForm
 
 ADMIN_ONLY = [ClientRole.CLIENT_ADMIN]
 HOME_USERS_SHOWN = 5
@@ -45,6 +49,7 @@ def home(request: HttpRequest) -> HttpResponse:
     client = request.tenant
     members = client_member_list(client=client)
     by_role = dict(members.values_list("role").annotate(n=Count("pk")).order_by())
+    deployments = deployment_selectors.deployment_list(client=client)
     context = {
         "client": client,
         "is_client_admin": _is_client_admin(request),
@@ -52,6 +57,9 @@ def home(request: HttpRequest) -> HttpResponse:
         "user_count": sum(by_role.values()),
         "members": members.order_by("user__email")[:HOME_USERS_SHOWN],
         "activity": client_activity(client=client, limit=HOME_ACTIVITY_SHOWN),
+        "agents_running": sum(d.status == Deployment.Status.DEPLOYED for d in deployments),
+        "agents_paused": sum(d.status == Deployment.Status.PAUSED for d in deployments),
+        "agents_awaiting": sum(_awaits_decision(d) for d in deployments),
     }
     return render(request, "portals/dashboard/home.html", context)
 
@@ -151,3 +159,75 @@ def user_remove(request: HttpRequest, pk: int) -> HttpResponse:
         "crumbs": _crumbs(("Users", reverse("dashboard:user_list")), ("Remove user", None)),
     }
     return render(request, "portals/dashboard/user_remove.html", context)
+
+
+# --- Agents (deployments) ---------------------------------------------------
+
+DECISIONS = {
+    "approve": "“{}” is approved; the partner team can deploy it.",
+    "reject": "“{}” was rejected; the partner team sees your reason.",
+    "approve_change": "The version change of “{}” is approved.",
+    "reject_change": "The version change of “{}” was rejected.",
+}
+
+
+def _awaits_decision(deployment: Deployment) -> bool:
+    return deployment.status == Deployment.Status.SUBMITTED or deployment.pending_version_id is not None
+
+
+@client_portal()
+@require_safe
+def deployment_list(request: HttpRequest) -> HttpResponse:
+    deployments = deployment_selectors.deployment_list(client=request.tenant)
+    show_retired = request.GET.get("retired") == "1"
+    is_admin = _is_client_admin(request)
+    context = {
+        "page_obj": paginate(
+            request, [d for d in deployments if show_retired or d.status != Deployment.Status.RETIRED]
+        ),
+        "show_retired": show_retired,
+        "retired_count": sum(d.status == Deployment.Status.RETIRED for d in deployments),
+        "pending": [d for d in deployments if _awaits_decision(d)] if is_admin else [],
+        "is_client_admin": is_admin,
+        "crumbs": _crumbs(("Agents", None)),
+    }
+    return render(request, "portals/dashboard/deployment_list.html", context)
+
+
+@client_portal()
+@require_safe
+def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    client = request.tenant
+    deployment = deployment_selectors.deployment_get(client=client, pk=deployment_id)
+    pending = deployment.pending_version
+    context = {
+        "deployment": deployment,
+        "history": deployment_selectors.deployment_history(client=client, deployment=deployment),
+        "is_client_admin": _is_client_admin(request),
+        "awaits_decision": _awaits_decision(deployment),
+        "pending_diff": spec_diff(deployment.version.spec, pending.spec) if pending else None,
+        "form": DeploymentDecisionForm(),
+        "crumbs": _crumbs(("Agents", reverse("dashboard:deployment_list")), (deployment.name, None)),
+    }
+    return render(request, "portals/dashboard/deployment_detail.html", context)
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_POST
+def deployment_decide(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """Approve or reject a submitted deployment or a pending version change (maker-checker in the service)."""
+    client = request.tenant
+    deployment = deployment_selectors.deployment_get(client=client, pk=deployment_id)
+    form = DeploymentDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(error) for errors in form.errors.values() for error in errors))
+    else:
+        decision, reason = form.cleaned_data["decision"], form.cleaned_data["reason"]
+        service = getattr(deployment_services, f"deployment_{decision}")
+        try:
+            service(client=client, deployment=deployment, actor=request.user, reason=reason)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, DECISIONS[decision].format(deployment.name))
+    return redirect_after_post(request, reverse("dashboard:deployment_detail", args=[deployment.pk]))

@@ -1,4 +1,4 @@
-"""Management portal forms: client projects, engineer assignments, partner team invitations."""
+"""Management portal forms: client projects, engineer assignments, team invitations, deployments."""
 
 from django import forms
 from django.conf import settings
@@ -8,6 +8,7 @@ from django.core.validators import validate_slug
 from apps.accounts.models import PartnerRole, User
 from apps.core.exceptions import ApplicationError
 from apps.core.forms import StyledForm, mark_invalid
+from apps.factory.models import AgentVariant, AgentVersion
 
 
 class ServiceValidatedForm(StyledForm):
@@ -98,3 +99,50 @@ class MemberInviteForm(ServiceValidatedForm):
         help_text="Engineers work on the client projects they are assigned to; "
         "partner admins manage the team and every client project.",
     )
+
+
+class DeploymentCreateForm(ServiceValidatedForm):
+    """A new deployment: a name and a published version of a domain variant."""
+
+    name = forms.CharField(
+        max_length=120, label="Name", help_text="Unique within this client, e.g. “IT helpdesk”."
+    )
+    variant = forms.ModelChoiceField(queryset=AgentVariant.objects.none(), label="Agent variant")
+    version = forms.ModelChoiceField(
+        queryset=AgentVersion.objects.none(),
+        label="Version",
+        help_text="Only published versions can be deployed.",
+    )
+
+    def __init__(self, *args, variants, versions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["variant"].queryset = variants
+        self.fields["version"].queryset = versions
+
+    def clean(self):
+        cleaned = super().clean()
+        variant, version = cleaned.get("variant"), cleaned.get("version")
+        if variant is not None and version is not None and version.variant_id != variant.pk:
+            self.add_error("version", f"{version} is not a version of {variant.name}.")
+        return cleaned
+
+
+class VersionChangeForm(StyledForm):
+    """The version a deployed agent should move to (upgrade or rollback), and why."""
+
+    version = forms.ModelChoiceField(
+        queryset=AgentVersion.objects.none(),
+        label="Move to version",
+        error_messages={"invalid_choice": "Choose one of the listed published versions."},
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Reason",
+        help_text="Shown in the deployment's history and to the client's approvers.",
+    )
+
+    def __init__(self, *args, versions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].queryset = versions

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import factory_views, rollout_views, views
 
 app_name = "superadmin"
 
@@ -15,4 +15,29 @@ urlpatterns = [
     path("partners/<int:pk>/invite/", views.partner_invite_admin, name="partner_invite_admin"),
     path("clients/", views.client_list_view, name="client_list"),
     path("clients/<int:pk>/", views.client_detail, name="client_detail"),
+    path(
+        "clients/<int:pk>/deployments/<int:deployment_id>/decide/",
+        views.client_deployment_decide,
+        name="client_deployment_decide",
+    ),
+    # Agent Factory
+    path("factory/", factory_views.factory, name="factory"),
+    path("factory/<slug:key>/", factory_views.variant_detail, name="variant_detail"),
+    path("factory/<slug:key>/clone/", factory_views.variant_clone, name="variant_clone"),
+    path("factory/<slug:key>/versions/new/", factory_views.version_edit, name="version_edit"),
+    path("factory/<slug:key>/versions/preview/", factory_views.version_preview, name="version_preview"),
+    path("factory/<slug:key>/versions/discard/", factory_views.version_discard, name="version_discard"),
+    path("factory/<slug:key>/versions/<str:version>/", factory_views.version_detail, name="version_detail"),
+    path(
+        "factory/<slug:key>/versions/<str:version>/rollback/",
+        factory_views.version_rollback,
+        name="version_rollback",
+    ),
+    path("factory/<slug:key>/diff/", factory_views.version_diff, name="version_diff"),
+    path("factory/<slug:key>/rebase/", factory_views.variant_rebase, name="variant_rebase"),
+    # Rollouts
+    path("rollouts/", rollout_views.rollout_list, name="rollout_list"),
+    path("rollouts/new/", rollout_views.rollout_create, name="rollout_create"),
+    path("rollouts/<int:pk>/", rollout_views.rollout_detail, name="rollout_detail"),
+    path("rollouts/<int:pk>/revert/", rollout_views.rollout_revert, name="rollout_revert"),
 ]

@@ -4,6 +4,7 @@ Idempotent: running it again keeps what exists and fills in what is missing.
 """
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -44,6 +45,7 @@ class Command(BaseCommand):
         return super().execute(*args, **options)
 
     def handle(self, *args, password: str, **options):
+        call_command("seed_factory")
         logins: list[tuple[str, str, str]] = []
 
         def user(email: str, name: str, where: str, **extra) -> User:
