@@ -65,7 +65,9 @@ def browser_type_launch_args(browser_type_launch_args):
     Keeps pytest-playwright's command-line options (--slowmo, --browser-channel).
     """
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `make test` (it installs chromium) or apt-get install -y chromium"
+        )
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 

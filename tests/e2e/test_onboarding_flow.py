@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from apps.accounts.models import PartnerMembership, PartnerRole, User
 from apps.tenancy.models import Client, Partner
+from tests.e2e.helpers import sign_in, sign_out
 
 PARTNER = {"name": "Contoso Delivery", "slug": "contoso", "contact_email": "team@contoso.test"}
 PARTNER_ADMIN = {"full_name": "Casey Contoso", "email": "casey@contoso.test"}
@@ -22,20 +23,6 @@ NEW_PASSWORD = "Kestrel-orbit-4419"
 CLIENT = {"name": "Contoso Retail", "slug": "contoso-retail"}
 SET_PASSWORD_LINK = re.compile(r"https?://\S+/accounts/set-password/\S+/")
 PROVISIONING_TIMEOUT_MS = 30_000
-
-
-def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-
-
-def sign_out(page: Page) -> None:
-    page.get_by_role("button", name="Open user menu").click()
-    page.get_by_role("button", name="Log out").click()
-    expect(page).to_have_url(re.compile(r"/accounts/login/"))
 
 
 def test_vendor_partner_client_onboarding(
