@@ -23,7 +23,14 @@ from apps.deployments import services as deployment_services
 from apps.deployments.models import Deployment, DeploymentTransition
 from apps.factory import selectors as factory_selectors
 from apps.factory import services as factory_services
-from apps.factory.models import AgentVariant, AgentVersion, Rollout, RolloutTarget
+from apps.factory.models import (
+    AgentVariant,
+    AgentVersion,
+    PolicyPack,
+    PolicyPackVersion,
+    Rollout,
+    RolloutTarget,
+)
 from apps.factory.yaml_spec import spec_to_yaml
 from apps.tenancy.models import Client, Domain, Partner
 from tests.conftest import PERSONAS, PLATFORM_HOST, host_of, http_client
@@ -180,6 +187,15 @@ def a_completed_rollout(w) -> dict:
     return {"pk": rollout.pk}
 
 
+def a_running_rollout(w) -> dict:
+    """A running rollout that resuming would schedule again."""
+    version = itsm()
+    rollout = Rollout.objects.create(
+        variant=version.variant, target_version=version, status=Rollout.Status.RUNNING
+    )
+    return {"pk": rollout.pk}
+
+
 vendor_only = only(VENDOR)
 partner_team = only(PARTNER_A | {"partner_b_admin"})
 partner_admins = only({"partner_a_admin", "partner_b_admin"})
@@ -287,6 +303,7 @@ CASES = [
     ),
     Case("public:superadmin:rollout_detail", a_completed_rollout, get=vendor_only),
     Case("public:superadmin:rollout_revert", a_completed_rollout, get=vendor_only, post=vendor_only),
+    Case("public:superadmin:rollout_resume", a_running_rollout, post=vendor_only),
     # Management portal
     Case("public:management:home", get=partner_team),
     Case(
@@ -367,6 +384,13 @@ CASES = [
         host="client_a",
         post=client_a_admin,
         data={"role": "client_admin"},
+    ),
+    Case(
+        "tenant:dashboard:client_settings",
+        host="client_a",
+        get=client_a_admin,
+        post=client_a_admin,
+        data={"require_version_change_approval": "on"},
     ),
     Case(
         "tenant:dashboard:user_remove",
@@ -505,7 +529,7 @@ def resolve(case: Case, world) -> tuple[str, str]:
 
 
 def snapshot(world) -> str:
-    """A digest of every row a portal or API view could change, in public and both client schemas."""
+    """A digest of every row a portal or API view could change, in public and every client schema."""
     connection.set_schema_to_public()  # a request to a client host leaves the connection in its schema
     digest = hashlib.sha256()
     models = [
@@ -519,12 +543,14 @@ def snapshot(world) -> str:
         LogEntry,
         AgentVariant,
         AgentVersion,
+        PolicyPack,
+        PolicyPackVersion,
         Rollout,
         RolloutTarget,
     ]
     for model in models:
         digest.update(repr(list(model.objects.order_by("pk").values())).encode())
-    for client in (world.client_a, world.client_b):
+    for client in (world.client_a, world.client_a2, world.client_b):
         with schema_context(client.schema_name):
             digest.update(repr(list(LogEntry.objects.order_by("pk").values())).encode())
             digest.update(repr(list(UserObjectPermission.objects.order_by("pk").values())).encode())

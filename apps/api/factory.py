@@ -95,6 +95,12 @@ class VersionDetailApi(APIView):
             default=None,
             help_text="The parent variant's version this one builds on.",
         )
+        policy_pack_version = serializers.CharField(
+            source="policy_pack_version.version",
+            allow_null=True,
+            default=None,
+            help_text="The version of the spec's policy pack this version ships with (fixed at publish).",
+        )
         spec = serializers.JSONField()
 
     @extend_schema(responses=OutputSerializer)

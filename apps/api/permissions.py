@@ -92,4 +92,7 @@ class CanTransitionDeployment(BasePermission):
         if not allowed:
             return False
         action = request.data.get("action") if hasattr(request.data, "get") else None
+        # Anything but a string (a list, an object) cannot be an action: the serializer answers 400.
+        if not isinstance(action, str):
+            return True
         return action not in DEPLOYMENT_ACTIONS or action in allowed

@@ -85,6 +85,7 @@ class AgentVersionAdmin(admin.ModelAdmin):
         "published_at",
         "derived_from",
         "base_version",
+        "policy_pack_version",
         "spec_yaml",
     ]
     readonly_fields = [
@@ -96,6 +97,7 @@ class AgentVersionAdmin(admin.ModelAdmin):
         "published_at",
         "derived_from",
         "base_version",
+        "policy_pack_version",
         "spec_yaml",
     ]
 

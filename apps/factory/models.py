@@ -95,6 +95,16 @@ class AgentVersion(models.Model):
         related_name="+",
         help_text="The parent variant's version this one builds on (for rebase).",
     )
+    # Pinned at publish: the spec names its pack by key only, so without this a newer pack
+    # version would silently change the rules a published (immutable) version ships with.
+    policy_pack_version = models.ForeignKey(
+        "PolicyPackVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The policy pack version this version ships with, fixed when it is published.",
+    )
 
     class Meta:
         ordering = ["variant", "-major", "-minor", "-patch"]

@@ -67,9 +67,11 @@ def access_variant(key_or_pk: str | int) -> AgentVariant:
 
 
 def access_version(*, variant: AgentVariant, version: str) -> AgentVersion:
-    """The variant's version with this number (e.g. "1.2.0"); 404 if there is none."""
+    """The variant's version with this number (e.g. "1.2.0"), with its policy pack version; 404 if none."""
     found = (
-        variant.versions.select_related("variant", "author", "derived_from", "base_version__variant")
+        variant.versions.select_related(
+            "variant", "author", "derived_from", "base_version__variant", "policy_pack_version__pack"
+        )
         .filter(version=version)
         .first()
     )

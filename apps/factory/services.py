@@ -79,6 +79,16 @@ def _validated(spec: dict | str) -> dict:
     return normalised
 
 
+def _pack_version_for(spec: dict) -> PolicyPackVersion | None:
+    """The latest published version of the policy pack the spec names (None when it names none).
+
+    Called when a version is published: the version is pinned to it, so a later
+    pack version never changes the rules an already published version ships with.
+    """
+    pack = selectors.policy_pack_get(spec["policy_pack"]) if spec.get("policy_pack") else None
+    return selectors.policy_pack_latest(pack) if pack is not None else None
+
+
 def _new_version(
     *,
     variant: AgentVariant,
@@ -89,6 +99,7 @@ def _new_version(
     actor,
     derived_from: AgentVersion | None,
     base_version: AgentVersion | None,
+    policy_pack_version: PolicyPackVersion | None = None,
 ) -> AgentVersion:
     major, minor, patch = parse_semver(version)
     created = AgentVersion(
@@ -103,6 +114,7 @@ def _new_version(
         author=actor,
         derived_from=derived_from,
         base_version=base_version,
+        policy_pack_version=policy_pack_version,
         published_at=timezone.now() if status == PUBLISHED else None,
     )
     created.full_clean()
@@ -147,15 +159,17 @@ def variant_create(
         parent=parent,
         actor=actor,
     )
+    normalised = _validated(spec)
     _new_version(
         variant=variant,
         version=version,
-        spec=_validated(spec),
+        spec=normalised,
         changelog=changelog.strip() or "Initial release.",
         status=PUBLISHED,
         actor=actor,
         derived_from=None,
         base_version=base_version,
+        policy_pack_version=_pack_version_for(normalised),
     )
     return variant
 
@@ -190,6 +204,8 @@ def variant_clone(
     source_version = selectors.latest_published(source)
     if source_version is None:
         raise ApplicationError(f"{source.name} has no published version to clone.")
+    # Published at once, so checked like a rollback: still valid under today's schema, stored as it was.
+    validate_spec(source_version.spec)
     variant = _variant(
         template=source.template,
         key=key,
@@ -208,6 +224,7 @@ def variant_clone(
         actor=actor,
         derived_from=source_version,
         base_version=source_version,
+        policy_pack_version=_pack_version_for(source_version.spec),
     )
     return variant
 
@@ -264,11 +281,25 @@ def version_publish(*, version: AgentVersion, actor) -> AgentVersion:
         raise ApplicationError(f"Version {version.version} is already published; it cannot change.")
     _check_new_number(version.variant, version.version, draft=version)
     version.spec = _validated(version.spec)
+    version.policy_pack_version = _pack_version_for(version.spec)
     version.status = PUBLISHED
     version.published_at = timezone.now()
     version.full_clean()
-    version.save(update_fields=["spec", "status", "published_at"])
+    version.save(update_fields=["spec", "policy_pack_version", "status", "published_at"])
     return version
+
+
+@transaction.atomic
+def version_save_and_publish(
+    *, variant: AgentVariant, spec: dict | str, version: str, changelog: str, actor
+) -> AgentVersion:
+    """Save the draft (as `version_save_draft`) and publish it, in one transaction.
+
+    What is published is exactly what was given; if publishing is refused, the
+    draft is left as it was before (nothing of this call is kept).
+    """
+    draft = version_save_draft(variant=variant, spec=spec, version=version, changelog=changelog, actor=actor)
+    return version_publish(version=draft, actor=actor)
 
 
 @transaction.atomic
@@ -295,7 +326,8 @@ def version_rollback(
     """Make an earlier spec current again as a NEW published version; history is untouched.
 
     The new version (by default the next minor after the latest published) has
-    the earlier version's spec, derives from it and builds on its base version.
+    the earlier version's spec, derives from it, builds on its base version and
+    ships with the same policy pack version.
     """
     variant = _lock(variant)
     if to_version.variant_id != variant.pk:
@@ -322,6 +354,8 @@ def version_rollback(
         actor=actor,
         derived_from=to_version,
         base_version=to_version.base_version,
+        # Versions published before packs were pinned have none: pin them to today's pack version.
+        policy_pack_version=to_version.policy_pack_version or _pack_version_for(to_version.spec),
     )
 
 
@@ -371,16 +405,25 @@ def variant_rebase(*, variant: AgentVariant, actor) -> RebasePlan:
 
 @transaction.atomic
 def variant_rebase_apply(
-    *, variant: AgentVariant, resolutions: dict[str, str], version: str | None = None, actor
+    *,
+    variant: AgentVariant,
+    resolutions: dict[str, str],
+    version: str | None = None,
+    expected_base_id: int | None = None,
+    actor,
 ) -> AgentVersion:
     """Carry out a rebase: every conflict needs a resolution ("ours" or "theirs"); the result is a DRAFT.
 
     The draft builds on the new base version, derives from the variant's current
     version, and is numbered the next minor by default. An invalid merged spec
-    raises SpecError.
+    raises SpecError. `expected_base_id` is the new base version the person saw
+    the plan for: if the parent has published again since, the resolutions were
+    chosen for other values and the rebase is refused.
     """
     variant = _lock(variant)
     plan = variant_rebase(variant=variant, actor=actor)
+    if expected_base_id is not None and plan.new_base.pk != expected_base_id:
+        raise ApplicationError("The base changed since you opened this page; review the new plan.")
     missing = [conflict.path for conflict in plan.conflicts if conflict.path not in resolutions]
     if missing:
         raise ApplicationError(

@@ -8,6 +8,7 @@ path leads to (the nearest existing parent when the node itself is missing).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -85,8 +86,43 @@ def _empty(value: Any) -> bool:
 # ---------------------------------------------------------------- reading
 
 
+# Deeper than any real spec; refused before PyYAML's recursive composer can hit Python's recursion limit.
+MAX_DEPTH = 64
+# Implicit types that are not JSON: a date or time stays the string that was typed, `=` is just text.
+_NOT_JSON_TAGS = ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value")
+# Explicit tags whose values are not JSON (bytes, sets, ordered pairs, dates): refused with their line.
+_REFUSED_TAGS = (
+    "tag:yaml.org,2002:binary",
+    "tag:yaml.org,2002:set",
+    "tag:yaml.org,2002:omap",
+    "tag:yaml.org,2002:pairs",
+    "tag:yaml.org,2002:timestamp",
+)
+
+
+class _TooDeep(yaml.MarkedYAMLError):
+    """Nesting past MAX_DEPTH; reported as it is, not as a syntax error."""
+
+
 class _Loader(yaml.SafeLoader):
-    """A safe loader that refuses aliases (`*name`): they can expand a small text into a huge spec."""
+    """A safe loader that builds only JSON values: str, int, finite float, bool, None, list, dict.
+
+    It refuses aliases (`*name`: they can expand a small text into a huge spec),
+    nesting deeper than MAX_DEPTH, tags for non-JSON values (`!!binary`, `!!set`,
+    custom `!tags`…) and `.nan`/`.inf`; dates are not recognised, so they stay strings.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NOT_JSON_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    yaml_constructors = {
+        tag: constructor
+        for tag, constructor in yaml.SafeLoader.yaml_constructors.items()
+        if tag not in _REFUSED_TAGS
+    }
+
+    _depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -94,7 +130,46 @@ class _Loader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None, None, "aliases (*name) are not allowed in a spec", event.start_mark
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise _TooDeep(
+                problem="The YAML is nested too deeply.", problem_mark=self.peek_event().start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node, deep=False):
+        # An explicit tag on a value it cannot hold (`!!int abc`, `!!bool maybe`) fails inside PyYAML
+        # with a plain ValueError/KeyError; report it on the value's line instead.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"'{node.value}' cannot be read as {_short(node.tag)}", node.start_mark
+            ) from exc
+
+    def construct_finite_float(self, node):
+        value = self.construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"'{node.value}' is not a finite number, which a spec needs", node.start_mark
+            )
+        return value
+
+    def construct_refused(self, node):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the tag {_short(node.tag)} is not allowed in a spec", node.start_mark
+        )
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_finite_float)
+_Loader.add_constructor(None, _Loader.construct_refused)
+
+
+def _short(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 def parse_spec_yaml(text: str, *, max_bytes: int = 200_000) -> dict:
@@ -118,6 +193,10 @@ def parse_spec_yaml(text: str, *, max_bytes: int = 200_000) -> dict:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
         _refuse_duplicate_keys(root)
+    except _TooDeep as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise SpecError([{"path": "", "message": exc.problem, "line": line}]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(part for part in (exc.context, exc.problem) if part)
@@ -132,6 +211,11 @@ def parse_spec_yaml(text: str, *, max_bytes: int = 200_000) -> dict:
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError([{"path": "", "message": f"YAML syntax error: {exc}", "line": None}]) from None
+    except RecursionError:
+        # MAX_DEPTH should stop it first; kept so no input can turn into a server error.
+        raise SpecError([{"path": "", "message": "The YAML is nested too deeply.", "line": None}]) from None
+    except (ValueError, UnicodeError) as exc:
+        raise SpecError([{"path": "", "message": f"The YAML cannot be read: {exc}", "line": None}]) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -24,6 +24,8 @@ class ClientAdmin(admin.ModelAdmin):
     list_filter = ["status", "partner"]
     search_fields = ["name", "slug"]
     readonly_fields = [
+        # The client's own setting: changed by its client admins on the dashboard only.
+        "require_version_change_approval",
         "slug",
         "schema_name",
         "status",

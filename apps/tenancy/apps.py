@@ -13,5 +13,8 @@ class TenancyConfig(AppConfig):
 
         # Only the fields a person changes or cares about (no timestamps, reverse relations).
         auditlog.register(models.Partner, include_fields=["name", "slug", "contact_email", "is_active"])
-        auditlog.register(models.Client, include_fields=["name", "slug", "partner", "status"])
+        auditlog.register(
+            models.Client,
+            include_fields=["name", "slug", "partner", "status", "require_version_change_approval"],
+        )
         auditlog.register(models.Domain, include_fields=["domain", "is_primary"])

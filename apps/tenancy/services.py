@@ -46,7 +46,18 @@ def partner_set_active(*, partner: Partner, is_active: bool, actor) -> Partner:
     return partner
 
 
+@transaction.atomic
+def client_set_version_change_approval(*, client: Client, required: bool, actor) -> Client:
+    """The client's own setting: upgrades and rollbacks of its deployed agents (including vendor
+    rollouts) wait for approval when `required`. Recorded in the audit log."""
+    client = Client.objects.select_for_update().get(pk=client.pk)
+    client.require_version_change_approval = required
+    client.save(update_fields=["require_version_change_approval", "updated_at"])
+    return client
+
+
 def client_domain_for(slug: str) -> str:
+    """The client's host name on the platform domain (`<slug>.<PLATFORM_DOMAIN>`)."""
     return f"{slug}.{settings.PLATFORM_DOMAIN}"
 
 

@@ -260,6 +260,17 @@ def test_create_with_a_taken_name_is_a_400_from_the_service(world, platform):
     assert deployment_count(world.client_a) == 1
 
 
+def test_the_base_agent_is_not_deployable(world, platform):
+    response = post(
+        platform("partner_a_engineer"),
+        platform_url(world.client_a),
+        {"name": "Base", "variant": "base", "version": "1.0.0"},
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "variant" and "not deployable" in response.json()["detail"]
+    assert deployment_count(world.client_a) == 0
+
+
 def test_only_partner_teams_create(world, platform, client_host):
     data = {"name": "Helpdesk", "variant": "itsm", "version": "1.0.0"}
     assert post(platform("vendor_admin"), platform_url(world.client_a), data).status_code == 403
@@ -397,6 +408,15 @@ def test_transitions_outside_the_role_are_403_and_change_nothing(
     assert state(world.client_a, deployment) == before
 
 
+@pytest.mark.parametrize("action", [[], ["approve"], {"action": "approve"}, 1])
+def test_a_non_string_action_on_the_client_host_is_a_400(world, client_host, action):
+    deployment = make_deployment(world, S.SUBMITTED)
+    before = state(world.client_a, deployment)
+    response = post(client_host("client_a_admin"), host_url(deployment.pk, "transitions"), {"action": action})
+    assert response.status_code == 400 and "action" in response.json()
+    assert state(world.client_a, deployment) == before
+
+
 def test_operator_is_refused_even_an_unknown_action(world, client_host):
     deployment = make_deployment(world, S.SUBMITTED)
     response = post(
@@ -431,6 +451,10 @@ def test_maker_checker_is_a_400(world, platform, client_host):
         (S.DRAFT, {"action": "deploy"}, {"detail": "Cannot deploy"}),  # illegal in this state
         (S.DEPLOYED, {"action": "submit"}, {"detail": "Cannot submit"}),
         (S.DRAFT, {"action": "launch"}, {"action": "is not a valid choice"}),
+        # Not a string at all: a 400 from the input serializer, not a 500 from the permission check.
+        (S.DRAFT, {"action": []}, {"action": "is not a valid choice"}),
+        (S.DRAFT, {"action": ["submit"]}, {"action": "is not a valid choice"}),
+        (S.DRAFT, {"action": {"name": "submit"}}, {"action": "is not a valid choice"}),
         (S.DRAFT, {}, {"action": "This field is required."}),
         (S.DEPLOYED, {"action": "change_version"}, {"version": "Give the version to move to"}),
         (

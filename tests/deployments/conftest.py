@@ -26,7 +26,7 @@ class Agent:
     foreign: AgentVersion  # a published version of another variant
 
 
-def _version(variant: AgentVariant, version: str, *, published: bool = True) -> AgentVersion:
+def make_version(variant: AgentVariant, version: str, *, published: bool = True) -> AgentVersion:
     major, minor, patch = (int(part) for part in version.split("."))
     return AgentVersion.objects.create(
         variant=variant,
@@ -44,15 +44,17 @@ def _version(variant: AgentVariant, version: str, *, published: bool = True) -> 
 @pytest.fixture
 def agent(world) -> Agent:
     template = AgentTemplate.objects.create(key="dtest", name="Deployment tests")
-    variant = AgentVariant.objects.create(template=template, key="dtest-itsm", name="Test ITSM")
-    other = AgentVariant.objects.create(template=template, key="dtest-hr", name="Test HR")
+    # Domain variants cloned from a base agent: the base itself is never deployed.
+    base = AgentVariant.objects.create(template=template, key="dtest-base", name="Test base")
+    variant = AgentVariant.objects.create(template=template, key="dtest-itsm", name="Test ITSM", parent=base)
+    other = AgentVariant.objects.create(template=template, key="dtest-hr", name="Test HR", parent=base)
     return Agent(
         variant=variant,
-        v100=_version(variant, "1.0.0"),
-        v110=_version(variant, "1.1.0"),
-        v200=_version(variant, "2.0.0"),
-        draft=_version(variant, "2.1.0", published=False),
-        foreign=_version(other, "1.0.0"),
+        v100=make_version(variant, "1.0.0"),
+        v110=make_version(variant, "1.1.0"),
+        v200=make_version(variant, "2.0.0"),
+        draft=make_version(variant, "2.1.0", published=False),
+        foreign=make_version(other, "1.0.0"),
     )
 
 

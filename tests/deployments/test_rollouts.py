@@ -1,6 +1,7 @@
 """Rollouts: per-client results, a failing client does not stop the others, resumable, revertible."""
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -72,6 +73,38 @@ def broker():
     queue.delete("celery")
     yield queue
     queue.delete("celery")
+
+
+@contextmanager
+def moved_before_the_lock(client: Client, deployment: Deployment, version):
+    """Another writer moves the deployment's pin between the rollout's read and its lock.
+
+    Stands in for a concurrent transaction committing in that window: right after the
+    first unlocked read of the client's deployments, the row is updated on this
+    connection (once), before the service's `SELECT ... FOR UPDATE` runs.
+    """
+    done = []
+
+    def wrapper(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if (
+            not done
+            and sql.startswith("SELECT")
+            and '"deployments_deployment"' in sql
+            and "FOR UPDATE" not in sql
+            and connection.schema_name == client.schema_name
+        ):
+            done.append(True)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE deployments_deployment SET version_id = %s WHERE id = %s",
+                    [version.pk, deployment.pk],
+                )
+        return result
+
+    with connection.execute_wrapper(wrapper):
+        yield
+    assert done, "the deployments were never read"
 
 
 def queued(broker) -> list[dict]:
@@ -252,6 +285,54 @@ def test_rerunning_visits_only_the_pending_targets(world, agent, fleet):
     assert transition_count(world.client_b) == b_transitions
 
 
+def test_a_deployment_upgraded_after_planning_is_not_touched(world, agent, fleet):
+    rollout = _create(world, agent)
+    # Between planning and execution, client A's admin upgrades past the target.
+    services.deployment_change_version(
+        client=world.client_a,
+        deployment=fleet.helpdesk,
+        version=agent.v200,
+        actor=world.users["client_a_admin"],
+    )
+    transitions = transition_count(world.client_a)
+
+    rollout = services.rollout_execute(rollout=rollout)
+
+    a = targets_of(rollout)[world.client_a.pk]
+    assert (a.result, a.moved) == (R.NOTHING_TO_DO, {})
+    assert fresh(world.client_a, fleet.helpdesk).version_id == agent.v200.pk
+    assert transition_count(world.client_a) == transitions
+
+
+def test_a_deployment_moved_while_the_rollout_reads_it_is_left_alone(world, agent, fleet):
+    """Read below the target, upgraded before the lock: the rollout must not downgrade it."""
+    second = put_deployment(world.client_a, agent.v100, name="Second desk")
+    rollout = _create(world, agent)
+    transitions = transition_count(world.client_a)
+
+    with moved_before_the_lock(world.client_a, fleet.helpdesk, agent.v200):
+        rollout = services.rollout_execute(rollout=rollout)
+
+    a = targets_of(rollout)[world.client_a.pk]
+    assert a.result == R.MOVED
+    assert a.moved == {str(second.pk): agent.v100.pk}
+    assert a.message == "1 deployment moved to 1.1.0. 1 deployment changed version meanwhile, left alone."
+    assert fresh(world.client_a, fleet.helpdesk).version_id == agent.v200.pk
+    assert fresh(world.client_a, second).version_id == agent.v110.pk
+    assert transition_count(world.client_a) == transitions + 1  # only the second desk's upgrade
+    assert rollout.status == Rollout.Status.COMPLETED
+
+
+def test_a_client_whose_only_deployment_moved_meanwhile_has_nothing_to_do(world, agent, fleet):
+    rollout = _create(world, agent, client_ids=[world.client_a.pk])
+    with moved_before_the_lock(world.client_a, fleet.helpdesk, agent.v200):
+        rollout = services.rollout_execute(rollout=rollout)
+    a = targets_of(rollout)[world.client_a.pk]
+    assert (a.result, a.moved) == (R.NOTHING_TO_DO, {})
+    assert a.message == "1 deployment changed version meanwhile, left alone."
+    assert fresh(world.client_a, fleet.helpdesk).version_id == agent.v200.pk
+
+
 def test_a_completed_rollout_is_not_run_again(world, agent, fleet):
     rollout = services.rollout_execute(rollout=_create(world, agent))
     counts = [transition_count(c) for c in (world.client_a, world.client_b, world.client_a2)]
@@ -363,6 +444,38 @@ def test_revert_leaves_a_deployment_that_moved_on_since(world, agent, fleet):
     a = targets_of(rollout)[world.client_a.pk]
     assert (a.result, a.message) == (R.REVERTED, "1 changed since, left alone.")
     assert fresh(world.client_a, fleet.helpdesk).version_id == agent.v200.pk
+
+
+def test_revert_leaves_a_deployment_that_moves_while_it_is_read(world, agent, fleet):
+    rollout = services.rollout_execute(rollout=_create(world, agent))
+    services.rollout_revert(rollout=rollout, actor=world.users["vendor_admin"])
+    with moved_before_the_lock(world.client_a, fleet.helpdesk, agent.v200):
+        services.rollout_revert_execute(rollout=rollout)
+    a = targets_of(rollout)[world.client_a.pk]
+    assert (a.result, a.message) == (R.REVERTED, "1 changed since, left alone.")
+    assert fresh(world.client_a, fleet.helpdesk).version_id == agent.v200.pk
+
+
+def test_create_is_refused_while_another_rollout_of_the_variant_reverts(world, agent, fleet):
+    admin = world.users["vendor_admin"]
+    first = services.rollout_execute(rollout=_create(world, agent))
+    services.rollout_revert(rollout=first, actor=admin)
+    with pytest.raises(ApplicationError, match=f"Rollout #{first.pk} of Test ITSM is still reverting"):
+        services.rollout_create(variant=agent.variant, target_version=agent.v200, actor=admin)
+    assert Rollout.objects.count() == 1
+
+
+def test_revert_is_refused_while_another_rollout_of_the_variant_is_active(world, agent, fleet):
+    admin = world.users["vendor_admin"]
+    first = services.rollout_execute(rollout=_create(world, agent))
+    second = services.rollout_create(variant=agent.variant, target_version=agent.v200, actor=admin)
+    with pytest.raises(ApplicationError, match=f"Rollout #{second.pk} of Test ITSM is still pending"):
+        services.rollout_revert(rollout=first, actor=admin)
+    first.refresh_from_db()
+    assert first.status == Rollout.Status.COMPLETED
+    # Once the other one has finished, the revert goes ahead.
+    services.rollout_execute(rollout=second)
+    assert services.rollout_revert(rollout=first, actor=admin).status == Rollout.Status.REVERTING
 
 
 def test_a_client_failing_to_revert_does_not_stop_the_others(world, agent, fleet):

@@ -8,7 +8,7 @@ from apps.deployments import services
 from apps.deployments.models import Deployment, DeploymentTransition
 from apps.deployments.selectors import deployment_actions
 
-from .conftest import fresh, last_transition, put_deployment, snapshot
+from .conftest import fresh, last_transition, make_version, put_deployment, snapshot
 
 S = Deployment.Status
 ACTIONS = [
@@ -154,6 +154,18 @@ def test_create_refuses_a_version_that_is_not_a_published_one_of_the_variant(
             name="Helpdesk",
             actor=None,
         )
+    with tenant_context(world.client_a):
+        assert not Deployment.objects.exists()
+
+
+def test_create_refuses_the_base_agent(world, agent):
+    base = agent.variant.parent
+    base_v100 = make_version(base, "1.0.0")
+    with pytest.raises(ApplicationError, match="base agent, which is not deployable") as refused:
+        services.deployment_create(
+            client=world.client_a, variant=base, version=base_v100, name="Helpdesk", actor=None
+        )
+    assert refused.value.field == "variant"
     with tenant_context(world.client_a):
         assert not Deployment.objects.exists()
 

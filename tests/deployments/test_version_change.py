@@ -182,3 +182,29 @@ def test_a_client_that_is_not_ready_is_refused(world, agent):
     world.client_a.status = world.client_a.Status.PROVISIONING
     with pytest.raises(ApplicationError, match="not ready"):
         services.deployment_pause(client=world.client_a, deployment=deployment, actor=None)
+
+
+def test_a_change_planned_from_another_version_is_refused(world, agent):
+    """`expected_version_id`: the caller read the pin without a lock; if it moved since, nothing happens."""
+    client = world.client_a
+    deployment = put_deployment(client, agent.v200)  # read as 1.0.0 earlier; upgraded since
+    before = snapshot(client, deployment)
+    with pytest.raises(services.VersionMovedError, match=r"is on version 2\.0\.0 now") as refused:
+        services.deployment_change_version(
+            client=client,
+            deployment=deployment,
+            version=agent.v110,
+            actor=None,
+            expected_version_id=agent.v100.pk,
+        )
+    assert isinstance(refused.value, ApplicationError)
+    assert snapshot(client, deployment) == before
+    # The version it was planned from: the change goes ahead.
+    outcome = services.deployment_change_version(
+        client=client,
+        deployment=deployment,
+        version=agent.v110,
+        actor=None,
+        expected_version_id=agent.v200.pk,
+    )
+    assert outcome == "moved" and fresh(client, deployment).version_id == agent.v110.pk

@@ -150,3 +150,26 @@ def test_rollback_to_a_version_on_an_older_base_makes_the_variant_behind_again(b
     assert "custom" not in {v.key for v, _o, _n in selectors.variants_behind()}
     services.version_rollback(variant=custom, to_version=first, actor=actor)
     assert "custom" in {v.key for v, _o, _n in selectors.variants_behind()}
+
+
+def test_rebase_is_refused_when_the_base_changed_since_the_plan_was_shown(base, custom, actor):
+    publish(base, actor, "1.1.0", base_spec(base) | {"instructions": "Newer."})
+    seen = services.variant_rebase(variant=custom, actor=actor)
+    # The parent publishes again while the person is choosing: their choices were for 1.1.0's values.
+    publish(base, actor, "1.2.0", base_spec(base) | {"instructions": "Newest."})
+    with pytest.raises(ApplicationError, match="The base changed since you opened this page"):
+        services.variant_rebase_apply(
+            variant=custom,
+            resolutions={"instructions": "theirs"},
+            expected_base_id=seen.new_base.pk,
+            actor=actor,
+        )
+    assert not custom.versions.filter(status="draft").exists()
+    fresh = services.variant_rebase(variant=custom, actor=actor)
+    draft = services.variant_rebase_apply(
+        variant=custom,
+        resolutions={"instructions": "theirs"},
+        expected_base_id=fresh.new_base.pk,
+        actor=actor,
+    )
+    assert draft.base_version.version == "1.2.0" and draft.spec["instructions"] == "Newest."

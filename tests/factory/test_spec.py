@@ -135,3 +135,65 @@ def test_unsafe_or_ambiguous_yaml_is_refused_with_a_line(text, line, fragment):
 def test_oversized_yaml_is_refused():
     errors = errors_of(parse_spec_yaml, "instructions: " + "x" * 300, max_bytes=100)
     assert "too large" in errors[0]["message"]
+
+
+# --- Untrusted YAML: only JSON values come out, and nothing turns into a server error ---------
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [
+        "[" * 5000,
+        "{a: " * 5000,
+        "- " * 5000 + "x",
+        "".join(f"{'  ' * depth}a:\n" for depth in range(1, 2000)),
+    ],
+    ids=["flow-lists", "flow-maps", "block-lists", "block-maps"],
+)
+def test_deeply_nested_yaml_is_refused_not_a_recursion_error(nested):
+    text = "instructions: x\ntools:\n  " + nested
+    [error] = errors_of(parse_spec_yaml, text, max_bytes=10_000_000)
+    assert error["message"] == "The YAML is nested too deeply." and error["line"] is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("instructions: x\nsettings: !!binary /w==\n", 2, "the tag !!binary is not allowed"),  # not UTF-8
+        ("instructions: !!binary aGVsbG8=\n", 1, "the tag !!binary is not allowed"),
+        ("instructions: x\ntools: !!set {a, b}\n", 2, "the tag !!set is not allowed"),
+        ("instructions: x\ntools: !!omap [a: 1]\n", 2, "the tag !!omap is not allowed"),
+        ("instructions: !!timestamp 2024-01-01\n", 1, "the tag !!timestamp is not allowed"),
+        ("instructions: !custom x\n", 1, "the tag !custom is not allowed"),
+        ("instructions: x\nplanner:\n  max_steps: !!int many\n", 3, "cannot be read as !!int"),
+        ("instructions: x\nplanner:\n  temperature: !!float warm\n", 3, "cannot be read as !!float"),
+    ],
+)
+def test_tags_for_values_json_cannot_hold_are_refused_with_their_line(text, line, fragment):
+    [error] = errors_of(parse_spec_yaml, text)
+    assert error["line"] == line and fragment in error["message"]
+
+
+@pytest.mark.parametrize("value", [".nan", ".NaN", ".inf", "-.inf", "+.Inf", "1.0e+400"])
+def test_non_finite_numbers_are_refused_not_turned_into_null(value):
+    text = spec_to_yaml(validate_spec(small_spec())).replace("temperature: 0.0", f"temperature: {value}")
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if "temperature:" in row)
+    [error] = errors_of(parse_spec_yaml, text)
+    assert error["line"] == line and "not a finite number" in error["message"]
+
+
+def test_dates_and_times_stay_the_strings_that_were_typed():
+    spec = small_spec()
+    spec["workflows"][0]["steps"][0]["params"] = {"since": "PLACEHOLDER"}
+    text = spec_to_yaml(spec)
+    for typed in ("2024-01-31", "2024-01-31T10:00:00Z", "2024-01-31 10:00:00.5"):
+        parsed = parse_spec_yaml(text.replace("PLACEHOLDER", typed))
+        assert parsed["workflows"][0]["steps"][0]["params"]["since"] == typed
+
+
+def test_the_spec_loader_leaves_pyyaml_safe_load_alone():
+    import datetime
+
+    import yaml
+
+    assert yaml.safe_load("d: 2024-01-31") == {"d": datetime.date(2024, 1, 31)}

@@ -3,11 +3,12 @@
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, InternalError, connection, transaction
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.core.exceptions import ApplicationError
 from apps.factory import selectors, services
-from apps.factory.models import AgentVersion
+from apps.factory.models import AgentVariant, AgentVersion, PolicyPackVersion
 from apps.factory.spec import SpecError, validate_spec
 from apps.factory.yaml_spec import spec_to_yaml
 from tests.factory.conftest import small_spec
@@ -51,8 +52,6 @@ def test_a_clone_can_be_cloned_and_ignores_drafts(itsm, actor):
 
 
 def test_clone_of_a_variant_without_any_published_version_is_refused(itsm, actor):
-    from apps.factory.models import AgentVariant
-
     bare = AgentVariant.objects.create(template=itsm.template, key="bare", name="Bare")
     with pytest.raises(ApplicationError, match="no published version"):
         clone(bare, actor, key="bare-clone")
@@ -359,3 +358,99 @@ def test_admin_edits_a_variant_name_but_never_its_key(itsm, platform):
     itsm.refresh_from_db()
     assert itsm.name == "Service desk agent" and itsm.key == "itsm"
     assert browser.post(f"/admin/factory/agentvariant/{itsm.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+# ---------------------------------------------------------------- policy pack pinning
+
+
+def publish_pack(key: str, version: str):
+    """A new version of a seeded policy pack, with the same rules as its 1.0.0."""
+    first = PolicyPackVersion.objects.get(pack__key=key, version="1.0.0")
+    return services.policy_pack_publish(
+        pack_key=key, name=first.pack.name, version=version, rules=first.rules, changelog="Tighter."
+    )
+
+
+def test_published_versions_keep_the_policy_pack_version_they_were_published_with(itsm, actor):
+    pack = itsm.versions.get().spec["policy_pack"]
+    pack_100 = PolicyPackVersion.objects.get(pack__key=pack, version="1.0.0")
+    first = itsm.versions.get(version="1.0.0")
+    assert first.policy_pack_version == pack_100  # pinned when the seed published it
+
+    pack_110 = publish_pack(pack, "1.1.0")
+    first.refresh_from_db()
+    assert first.policy_pack_version == pack_100  # a new pack version changes nothing already published
+
+    draft = services.version_save_draft(
+        variant=itsm,
+        spec=first.spec | {"instructions": "Second."},
+        version="1.1.0",
+        changelog="x",
+        actor=actor,
+    )
+    assert draft.policy_pack_version is None  # a draft is pinned when it is published
+    second = services.version_publish(version=draft, actor=actor)
+    assert second.policy_pack_version == pack_110
+    # A rollback ships with the pack version of the version it rolls back to, not today's.
+    rolled = services.version_rollback(variant=itsm, to_version=first, actor=actor)
+    assert rolled.policy_pack_version == pack_100
+    # A clone is published now: the pack's latest version.
+    assert clone(itsm, actor).versions.get().policy_pack_version == pack_110
+
+
+def test_a_spec_without_a_policy_pack_pins_none(itsm, actor):
+    spec = small_spec()
+    del spec["policy_pack"]
+    version = services.version_save_and_publish(
+        variant=itsm, spec=spec, version="1.1.0", changelog="No pack.", actor=actor
+    )
+    assert version.is_published and version.policy_pack_version is None
+
+
+# ---------------------------------------------------------------- save and publish
+
+
+def test_save_and_publish_publishes_what_was_given_in_one_step(itsm, actor):
+    version = services.version_save_and_publish(
+        variant=itsm, spec=spec_to_yaml(small_spec()), version="1.1.0", changelog="Smaller.", actor=actor
+    )
+    assert version.is_published and version.published_at is not None
+    assert version.spec == validate_spec(small_spec()) and version.changelog == "Smaller."
+    assert selectors.latest_published(itsm) == version and selectors.draft_of(itsm) is None
+    assert version.policy_pack_version.pack.key == "baseline"
+
+
+def test_a_refused_save_and_publish_leaves_the_draft_as_it_was(itsm, actor):
+    draft = services.version_save_draft(
+        variant=itsm, spec=small_spec(), version="1.1.0", changelog="Draft.", actor=actor
+    )
+    with pytest.raises(SpecError):
+        services.version_save_and_publish(
+            variant=itsm, spec=small_spec(policy_pack="nope"), version="1.2.0", changelog="Bad.", actor=actor
+        )
+    with pytest.raises(ApplicationError):
+        services.version_save_and_publish(
+            variant=itsm, spec=small_spec(), version="1.0.0", changelog="Old number.", actor=actor
+        )
+    kept = selectors.draft_of(itsm)
+    assert kept == draft and kept.version == "1.1.0" and kept.changelog == "Draft."
+    assert itsm.versions.filter(status="published").count() == 1
+
+
+# ---------------------------------------------------------------- clone validates the source spec
+
+
+def test_clone_refuses_a_source_spec_that_is_no_longer_valid(itsm, actor):
+    # A published spec that today's schema refuses (as after a schema change); drafts may still be
+    # rewritten, and turning one into a published row in the same UPDATE is the trigger's last allowed change.
+    draft = services.version_save_draft(
+        variant=itsm, spec=small_spec(), version="1.1.0", changelog="x", actor=actor
+    )
+    broken = {"instructions": "Run anything.", "tools": [{"name": "shell.exec"}]}
+    AgentVersion.objects.filter(pk=draft.pk).update(
+        spec=broken, status="published", published_at=timezone.now()
+    )
+    with pytest.raises(SpecError) as caught:
+        clone(itsm, actor)
+    assert caught.value.errors[0]["path"].startswith("tools.0")
+    assert not AgentVariant.objects.filter(key="itsm-emea").exists()

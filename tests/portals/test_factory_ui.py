@@ -1,6 +1,7 @@
 """Super-admin portal: the Agent Factory (variants, the spec editor, diffs, rollback, rebase) and rollouts."""
 
 import copy
+import re
 
 import pytest
 from django_tenants.utils import tenant_context
@@ -274,7 +275,9 @@ def test_rebase_clean_creates_a_draft(world, platform, vendor):
     assert 'data-testid="variants-behind"' in home and "/vendor/factory/base-copy/rebase/" in home
     plan = page(browser.get("/vendor/factory/base-copy/rebase/"))
     assert "The merge is clean" in plan and "Create draft" in plan
-    response = browser.post("/vendor/factory/base-copy/rebase/")
+    base_110 = selectors.access_version(variant=selectors.access_variant("base"), version="1.1.0")
+    assert f'name="base_version" value="{base_110.pk}"' in plan
+    response = browser.post("/vendor/factory/base-copy/rebase/", {"base_version": base_110.pk})
     assert response.status_code == 302 and response["Location"] == "/vendor/factory/base-copy/versions/new/"
     draft = selectors.draft_of(selectors.access_variant("base-copy"))
     assert draft is not None and draft.spec["planner"]["max_steps"] == 35
@@ -283,7 +286,7 @@ def test_rebase_clean_creates_a_draft(world, platform, vendor):
 
 def test_rebase_with_conflicts_is_resolved_path_by_path(world, platform, vendor):
     # ITSM's instructions differ from the base's; the base now changes its own instructions too.
-    publish("base", "1.1.0", set_instructions("Be brief and precise."), vendor)
+    base_110 = publish("base", "1.1.0", set_instructions("Be brief and precise."), vendor)
     browser = platform("vendor_admin")
     assert "/vendor/factory/itsm/rebase/" in page(browser.get("/vendor/factory/"))
     plan = browser.get("/vendor/factory/itsm/rebase/")
@@ -291,13 +294,97 @@ def test_rebase_with_conflicts_is_resolved_path_by_path(world, platform, vendor)
     assert 'data-testid="rebase-conflicts"' in html
     assert 'name="resolve:instructions"' in html and "Be brief and precise." in html
     # Unresolved conflicts: the form says so and nothing is created.
-    response = browser.post("/vendor/factory/itsm/rebase/", {})
+    response = browser.post("/vendor/factory/itsm/rebase/", {"base_version": base_110.pk})
     assert response.status_code == 200 and "This field is required." in page(response)
     assert selectors.draft_of(selectors.access_variant("itsm")) is None
-    response = browser.post("/vendor/factory/itsm/rebase/", {"resolve:instructions": "theirs"})
+    response = browser.post(
+        "/vendor/factory/itsm/rebase/", {"base_version": base_110.pk, "resolve:instructions": "theirs"}
+    )
     assert response.status_code == 302 and response["Location"] == "/vendor/factory/itsm/versions/new/"
     draft = selectors.draft_of(selectors.access_variant("itsm"))
     assert draft.spec["instructions"] == "Be brief and precise."
+
+
+def test_rebase_refuses_choices_made_for_a_base_that_changed_since_the_page_loaded(world, platform, vendor):
+    base_110 = publish("base", "1.1.0", set_instructions("Be brief and precise."), vendor)
+    browser = platform("vendor_admin")
+    assert f'name="base_version" value="{base_110.pk}"' in page(browser.get("/vendor/factory/itsm/rebase/"))
+    # The base publishes again before the person submits what they chose for 1.1.0.
+    base_120 = publish("base", "1.2.0", set_instructions("Be brief, precise and kind."), vendor)
+    response = browser.post(
+        "/vendor/factory/itsm/rebase/", {"base_version": base_110.pk, "resolve:instructions": "theirs"}
+    )
+    html = page(response)
+    assert response.status_code == 200
+    assert "The base changed since you opened this page; review the new plan." in html
+    assert selectors.draft_of(selectors.access_variant("itsm")) is None
+    # The page now shows the new plan, for 1.2.0, with fresh choices.
+    assert f'name="base_version" value="{base_120.pk}"' in html and "Be brief, precise and kind." in html
+    assert re.search(r"<input[^>]*\bchecked\b", html) is None
+    # A post without the base it was made for is refused the same way.
+    refused = browser.post("/vendor/factory/itsm/rebase/", {"resolve:instructions": "theirs"})
+    assert (
+        "The base changed" in page(refused) and selectors.draft_of(selectors.access_variant("itsm")) is None
+    )
+    response = browser.post(
+        "/vendor/factory/itsm/rebase/", {"base_version": base_120.pk, "resolve:instructions": "theirs"}
+    )
+    assert response.status_code == 302
+    draft = selectors.draft_of(selectors.access_variant("itsm"))
+    assert draft.base_version == base_120 and draft.spec["instructions"] == "Be brief, precise and kind."
+
+
+# --- Policy pack pinning --------------------------------------------------------------
+
+
+def test_version_detail_shows_the_policy_pack_version_it_ships_with(world, platform, vendor):
+    from apps.factory.models import PolicyPackVersion
+
+    browser = platform("vendor_admin")
+    html = page(browser.get("/vendor/factory/itsm/versions/1.0.0/"))
+    assert "Policy pack" in html and "itsm-baseline 1.0.0" in html
+    first = PolicyPackVersion.objects.get(pack__key="itsm-baseline", version="1.0.0")
+    factory_services.policy_pack_publish(
+        pack_key="itsm-baseline", name=first.pack.name, version="1.1.0", rules=first.rules, changelog="New."
+    )
+    assert "itsm-baseline 1.0.0" in page(browser.get("/vendor/factory/itsm/versions/1.0.0/"))
+    publish("itsm", "1.1.0", set_instructions("Triage tickets, briefly."), vendor)
+    assert "itsm-baseline 1.1.0" in page(browser.get("/vendor/factory/itsm/versions/1.1.0/"))
+
+
+def test_a_refused_save_and_publish_keeps_the_draft_as_it_was(world, platform):
+    browser = platform("vendor_admin")
+    editor_post(browser, itsm_yaml().replace("max_steps: 20", "max_steps: 30"), changelog="Draft.")
+    before = AgentVersion.objects.get(variant__key="itsm", status="draft")
+    text = itsm_yaml().replace("policy_pack: itsm-baseline", "policy_pack: nope")
+    response = editor_post(browser, text, action="publish", version="1.2.0", changelog="Publish.")
+    assert response.status_code == 200 and "unknown policy pack" in page(response)
+    after = AgentVersion.objects.get(variant__key="itsm", status="draft")
+    assert (after.pk, after.version, after.changelog, after.spec) == (
+        before.pk,
+        "1.1.0",
+        "Draft.",
+        before.spec,
+    )
+    assert AgentVersion.objects.filter(variant__key="itsm", status="published").count() == 1
+
+
+def test_clone_of_a_source_whose_spec_is_no_longer_valid_is_refused_on_the_form(world, platform, vendor):
+    from django.utils import timezone
+
+    variant = selectors.access_variant("itsm")
+    draft = factory_services.version_save_draft(
+        variant=variant, spec=itsm_yaml(), version="1.1.0", changelog="x", actor=vendor
+    )
+    broken = {"instructions": "Run anything.", "tools": [{"name": "shell.exec"}]}
+    AgentVersion.objects.filter(pk=draft.pk).update(
+        spec=broken, status="published", published_at=timezone.now()
+    )
+    response = platform("vendor_admin").post(
+        "/vendor/factory/itsm/clone/", {"key": "itsm-2", "name": "ITSM 2"}
+    )
+    assert response.status_code == 200 and "is not valid any more" in page(response)
+    assert not AgentVariant.objects.filter(key="itsm-2").exists()
 
 
 # --- Rollouts -------------------------------------------------------------------------
@@ -356,6 +443,39 @@ def test_rollout_create_run_detail_and_revert(world, platform, vendor):
     browser.post(f"/vendor/rollouts/{rollout.pk}/revert/")
     rollout.refresh_from_db()
     assert rollout.status == Rollout.Status.REVERTED
+
+
+def test_resume_schedules_an_unfinished_rollout_again(
+    world, platform, vendor, django_capture_on_commit_callbacks
+):
+    deployed(world)
+    target = publish("itsm", "1.1.0", set_instructions("Triage tickets, briefly."), vendor)
+    rollout = deployment_services.rollout_create(
+        variant=target.variant, target_version=target, actor=vendor, schedule=False
+    )
+    Rollout.objects.filter(pk=rollout.pk).update(status=Rollout.Status.RUNNING)  # its worker was lost
+    browser = platform("vendor_admin")
+    resume_url = f"/vendor/rollouts/{rollout.pk}/resume/"
+    # The button is in the polled fragment, next to the status badge.
+    partial = page(browser.get(f"/vendor/rollouts/{rollout.pk}/", **HTMX))
+    assert "<html" not in partial and f'action="{resume_url}"' in partial and ">Resume</button>" in partial
+    assert browser.get(resume_url).status_code == 405
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = browser.post(resume_url)
+    assert response.status_code == 302 and response["Location"] == f"/vendor/rollouts/{rollout.pk}/"
+    assert len(callbacks) == 1  # the rollout task, sent once the transaction commits
+    assert "scheduled again" in page(browser.get(response["Location"]))
+
+    deployment_services.rollout_execute(rollout=rollout)
+    done = page(browser.get(f"/vendor/rollouts/{rollout.pk}/"))
+    assert 'data-status="completed"' in done and resume_url not in done
+    # A finished rollout is not resumed: a message, nothing scheduled.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        refused = browser.post(resume_url, follow=True)
+    assert callbacks == [] and "is completed" in page(refused)
+    rollout.refresh_from_db()
+    assert rollout.status == Rollout.Status.COMPLETED
 
 
 def test_rollout_with_nothing_to_move_is_refused_on_the_form(world, platform, vendor):

@@ -8,6 +8,7 @@
 from .deployments import (
     TRANSITIONS,
     VERSION_CHANGE_STATUSES,
+    VersionMovedError,
     deployment_approve,
     deployment_approve_change,
     deployment_change_version,
@@ -33,6 +34,7 @@ from .rollouts import (
 __all__ = [
     "TRANSITIONS",
     "VERSION_CHANGE_STATUSES",
+    "VersionMovedError",
     "deployment_approve",
     "deployment_approve_change",
     "deployment_change_version",

@@ -31,6 +31,11 @@ from ..selectors import SCHEMA_ATTR, mark_client
 
 Status = Deployment.Status
 
+
+class VersionMovedError(ApplicationError):
+    """The deployment's pin changed between reading it and locking it (see `deployment_change_version`)."""
+
+
 # action → (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "submit": (frozenset({Status.DRAFT}), Status.SUBMITTED),
@@ -218,10 +223,20 @@ def _move(
 def deployment_create(
     *, client: Client, variant: AgentVariant, version: AgentVersion, name: str, actor: User | None
 ) -> Deployment:
-    """Create a draft deployment of `variant` pinned to one of its published versions."""
+    """Create a draft deployment of `variant` pinned to one of its published versions.
+
+    The base agent (a variant without a parent) is only cloned from, never deployed.
+    """
     name = (name or "").strip()
     if not name:
         raise ApplicationError("Give the deployment a name.", field="name")
+    # Read now: the caller's instance may be stale or not the stored row at all.
+    is_base = AgentVariant.objects.filter(pk=variant.pk, parent__isnull=True).exists()
+    if is_base:
+        raise ApplicationError(
+            f"{variant.name} is the base agent, which is not deployable; choose one of its domain variants.",
+            field="variant",
+        )
     with _in_client(client):
         version = _published_version(version, variant_id=variant.pk)
         if Deployment.objects.filter(name__iexact=name).exists():
@@ -342,16 +357,26 @@ def deployment_change_version(
     actor: User | None,
     reason: str = "",
     rollout: Rollout | None = None,
+    expected_version_id: int | None = None,
 ) -> Literal["moved", "needs_approval"]:
     """Upgrade or roll back a deployed (or paused) agent to another published version of its variant.
 
     When the client requires approval for version changes, the new version waits
     in `pending_version` for a client admin or platform admin ("needs_approval");
     otherwise the pin moves now ("moved"). `rollout` marks a change made by a
-    vendor rollout, for the history.
+    vendor rollout, for the history. `expected_version_id`, when given, is the
+    version the caller planned from: if the locked row is pinned elsewhere now,
+    the change is refused with `VersionMovedError` (a rollout must not downgrade
+    a deployment someone upgraded in the meantime).
     """
     with _in_client(client):
         current = _lock(client, deployment)
+        if expected_version_id is not None and current.version_id != expected_version_id:
+            raise VersionMovedError(
+                f"“{current.name}” is on version {current.version.version} now, not the one this change "
+                "was planned from; it was left alone.",
+                field="version",
+            )
         _check_status("change_version", current, VERSION_CHANGE_STATUSES)
         if current.pending_version is not None:
             raise ApplicationError(

@@ -30,7 +30,12 @@ from apps.tenancy.models import Client
 
 from ..models import Deployment
 from ..selectors import mark_client
-from .deployments import VERSION_CHANGE_STATUSES, deployment_change_version, deployment_withdraw_change
+from .deployments import (
+    VERSION_CHANGE_STATUSES,
+    VersionMovedError,
+    deployment_change_version,
+    deployment_withdraw_change,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,30 @@ def _schedule(task_name: str, rollout_id: int, **kwargs) -> None:
 
 
 # --- Creating -----------------------------------------------------------------------
+
+
+def _lock_variant(variant_id: int) -> None:
+    """Lock the variant's row until the transaction ends.
+
+    Creating and reverting a rollout take this lock before checking that no other rollout
+    of the variant is active, so two of them cannot both pass the check and overlap.
+    The order is always variant, then rollout.
+    """
+    if not AgentVariant.objects.select_for_update().filter(pk=variant_id).exists():
+        raise ApplicationError("This agent variant no longer exists.", field="variant")
+
+
+def _refuse_while_active(variant: AgentVariant, *, exclude_pk: int | None = None) -> None:
+    """Refuse when another rollout of the variant is pending, running or reverting."""
+    active = Rollout.objects.filter(variant_id=variant.pk, status__in=ACTIVE_STATUSES)
+    if exclude_pk is not None:
+        active = active.exclude(pk=exclude_pk)
+    first = active.order_by("pk").first()
+    if first is not None:
+        raise ApplicationError(
+            f"Rollout #{first.pk} of {variant.name} is still {first.get_status_display().lower()}; "
+            "wait until it has finished."
+        )
 
 
 def _has_deployments_below(client: Client, variant_id: int, below: list[int]) -> bool:
@@ -120,12 +149,8 @@ def _rollout_create(
             f"Version {target.version} is a draft; only published versions can be rolled out.",
             field="target_version",
         )
-    active = Rollout.objects.filter(variant_id=variant.pk, status__in=ACTIVE_STATUSES).first()
-    if active is not None:
-        raise ApplicationError(
-            f"Rollout #{active.pk} of {variant.name} is still {active.get_status_display().lower()}; "
-            "wait until it has finished."
-        )
+    _lock_variant(variant.pk)
+    _refuse_while_active(variant)
 
     clients = Client.objects.filter(status=Client.Status.READY).exclude(
         schema_name__in=[get_public_schema_name(), settings.TENANT_BASE_SCHEMA]
@@ -250,7 +275,7 @@ def _roll_client(rollout: Rollout, target: RolloutTarget, below: list[int]) -> t
     if client.status != Client.Status.READY:
         raise ApplicationError(f"{client.name} is not ready ({client.get_status_display().lower()}).")
     moved: dict[str, int] = {}
-    changed = requested = already = 0
+    changed = requested = already = skipped = 0
     with tenant_context(client):
         deployments = list(
             Deployment.objects.filter(
@@ -269,7 +294,12 @@ def _roll_client(rollout: Rollout, target: RolloutTarget, below: list[int]) -> t
                     version=version,
                     actor=rollout.created_by,
                     rollout=rollout,
+                    # Read without a lock: if the pin moved since (an upgrade past the target), leave it.
+                    expected_version_id=previous,
                 )
+            except VersionMovedError:
+                skipped += 1
+                continue
             except ApplicationError as exc:
                 raise ApplicationError(f"{deployment.name}: {exc.message}") from exc
             moved[str(deployment.pk)] = previous
@@ -277,13 +307,18 @@ def _roll_client(rollout: Rollout, target: RolloutTarget, below: list[int]) -> t
                 changed += 1
             else:
                 requested += 1
+    # A deployment whose version changed between reading and locking it is not ours to move.
+    left = f" {_plural(skipped, 'deployment')} changed version meanwhile, left alone." if skipped else ""
     if changed:
         message = f"{_plural(changed, 'deployment')} moved to {version.version}."
         if requested:
             message += f" {_plural(requested, 'change')} waiting for approval."
-        return Result.MOVED, moved, message
+        return Result.MOVED, moved, message + left
     if requested or already:
-        return Result.NEEDS_APPROVAL, moved, f"{_plural(requested + already, 'change')} waiting for approval."
+        waiting = f"{_plural(requested + already, 'change')} waiting for approval."
+        return Result.NEEDS_APPROVAL, moved, waiting + left
+    if skipped:
+        return Result.NOTHING_TO_DO, moved, left.strip()
     return (
         Result.NOTHING_TO_DO,
         moved,
@@ -342,12 +377,16 @@ def rollout_resume(*, rollout: Rollout, actor: User | None) -> Rollout:
 def rollout_revert(*, rollout: Rollout, actor: User | None) -> Rollout:
     """Schedule the return of every deployment the rollout moved to its previous version."""
     with schema_context(get_public_schema_name()), transaction.atomic():
-        current = Rollout.objects.select_for_update().get(pk=rollout.pk)
+        variant_id = Rollout.objects.filter(pk=rollout.pk).values_list("variant_id", flat=True).get()
+        _lock_variant(variant_id)
+        current = Rollout.objects.select_for_update().select_related("variant").get(pk=rollout.pk)
         if current.status != Rollout.Status.COMPLETED:
             raise ApplicationError(
                 f"Rollout #{current.pk} is {current.get_status_display().lower()}; only a completed rollout "
                 "can be reverted."
             )
+        # Reverting while another rollout of the variant runs would undo part of it.
+        _refuse_while_active(current.variant, exclude_pk=current.pk)
         current.status = Rollout.Status.REVERTING
         current.save(update_fields=["status"])
         _schedule("rollout_revert_run", current.pk, actor_id=actor.pk if actor else None)
@@ -383,13 +422,18 @@ def _revert_client(
                     raise ApplicationError(
                         f"{deployment.name}: another version change is waiting for approval; decide it first."
                     )
-                outcome = deployment_change_version(
-                    client=client,
-                    deployment=deployment,
-                    version=previous_versions[previous_id],
-                    actor=actor,
-                    reason=reason,
-                )
+                try:
+                    outcome = deployment_change_version(
+                        client=client,
+                        deployment=deployment,
+                        version=previous_versions[previous_id],
+                        actor=actor,
+                        reason=reason,
+                        expected_version_id=version.pk,
+                    )
+                except VersionMovedError:
+                    left += 1  # moved on between reading and locking: not ours any more
+                    continue
                 if outcome == "moved":
                     back += 1
                 else:

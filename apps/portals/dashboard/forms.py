@@ -46,3 +46,12 @@ class DeploymentDecisionForm(StyledForm):
         if cleaned.get("decision", "").startswith("reject") and not cleaned.get("reason", "").strip():
             self.add_error("reason", "Say why you reject it: the partner team needs the reason.")
         return cleaned
+
+
+class ClientSettingsForm(StyledForm):
+    require_version_change_approval = forms.BooleanField(
+        required=False,
+        label="Version changes need a client admin's approval",
+        help_text="Upgrades and rollbacks of deployed agents, including vendor rollouts, wait until a client "
+        "admin (or a vendor platform admin) approves them. The person who asked cannot approve.",
+    )

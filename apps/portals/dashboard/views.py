@@ -22,9 +22,10 @@ from apps.deployments import selectors as deployment_selectors
 from apps.deployments import services as deployment_services
 from apps.deployments.models import Deployment
 from apps.factory.diff import spec_diff
+from apps.tenancy import services as tenancy_services
 from apps.tenancy.selectors import client_activity
 
-from .forms import ClientUserInviteForm, ClientUserRoleForm, DeploymentDecisionForm
+from .forms import ClientSettingsForm, ClientUserInviteForm, ClientUserRoleForm, DeploymentDecisionForm
 
 ADMIN_ONLY = [ClientRole.CLIENT_ADMIN]
 HOME_USERS_SHOWN = 5
@@ -231,3 +232,29 @@ def deployment_decide(request: HttpRequest, deployment_id: int) -> HttpResponse:
         else:
             messages.success(request, DECISIONS[decision].format(deployment.name))
     return redirect_after_post(request, reverse("dashboard:deployment_detail", args=[deployment.pk]))
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_http_methods(["GET", "POST"])
+def client_settings(request: HttpRequest) -> HttpResponse:
+    """The client's own settings (client admins)."""
+    client = request.tenant
+    if request.method == "POST":
+        form = ClientSettingsForm(request.POST)
+        if form.is_valid():
+            tenancy_services.client_set_version_change_approval(
+                client=client,
+                required=form.cleaned_data["require_version_change_approval"],
+                actor=request.user,
+            )
+            messages.success(request, "Settings saved.")
+            return redirect("dashboard:client_settings")
+    else:
+        form = ClientSettingsForm(
+            initial={"require_version_change_approval": client.require_version_change_approval}
+        )
+    return render(
+        request,
+        "portals/dashboard/client_settings.html",
+        {"form": form, "client": client, "crumbs": _crumbs(("Settings", None))},
+    )

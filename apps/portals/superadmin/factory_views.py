@@ -75,6 +75,10 @@ def variant_clone(request: VendorRequest, key: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             variant = services.variant_clone(source=source, **form.cleaned_data, actor=request.user)
+        except SpecError as error:
+            # The source's spec no longer passes today's checks: clone it after publishing a fix.
+            details = "; ".join(f"{e['path'] or '(spec)'}: {e['message']}" for e in error.errors)
+            form.add_error(None, f"{source.name}'s published spec is not valid any more: {details}")
         except ApplicationError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
@@ -97,11 +101,10 @@ def version_edit(request: VendorRequest, key: str) -> HttpResponse:
         form = VersionForm(request.POST)
         if form.is_valid():
             publish = request.POST.get("action") == "publish"
+            # Publishing saves the text first (one transaction): what is published is what is on screen.
+            save = services.version_save_and_publish if publish else services.version_save_draft
             try:
-                # Publishing saves the text first: what is published is exactly what is on screen.
-                saved = services.version_save_draft(variant=variant, **form.cleaned_data, actor=request.user)
-                if publish:
-                    services.version_publish(version=saved, actor=request.user)
+                saved = save(variant=variant, **form.cleaned_data, actor=request.user)
             except SpecError as error:
                 spec_errors = error.errors
                 form.add_error("spec", "The spec has errors; see the list beside it.")
@@ -113,7 +116,7 @@ def version_edit(request: VendorRequest, key: str) -> HttpResponse:
                     return redirect("superadmin:version_detail", key=variant.key, version=saved.version)
                 messages.success(request, f"Draft {saved.version} saved. Publish it when it is ready.")
                 return redirect("superadmin:version_edit", key=variant.key)
-            draft = selectors.draft_of(variant)  # a failed publish still saved the draft
+            draft = selectors.draft_of(variant)
     else:
         source = draft or published
         if draft is not None:
@@ -220,6 +223,9 @@ def version_rollback(request: VendorRequest, key: str, version: str) -> HttpResp
             created = services.version_rollback(variant=variant, to_version=target, actor=request.user)
         except ApplicationError as error:
             messages.error(request, error.message)
+        except SpecError as error:
+            # An old spec that today's rules reject: say why instead of failing.
+            messages.error(request, f"{target.version} cannot be made current again: {error}")
         else:
             messages.success(
                 request, f"Rolled back: {created.version} has the spec of {target.version} and is current."
@@ -248,13 +254,20 @@ def variant_rebase(request: VendorRequest, key: str) -> HttpResponse:
         plan, refusal = None, error.message
     else:
         refusal = ""
-    form = RebaseResolutionForm(
-        request.POST if request.method == "POST" else None, conflicts=plan.conflicts if plan else ()
-    )
-    if request.method == "POST" and plan is not None and form.is_valid():
+    # The page posts the base version its plan was made for; if the parent published again since,
+    # the person chose for values they never saw: show the new plan instead of applying the choices.
+    stale = ""
+    posted = request.POST if request.method == "POST" else None
+    if posted is not None and plan is not None and posted.get("base_version") != str(plan.new_base.pk):
+        posted, stale = None, "The base changed since you opened this page; review the new plan."
+    form = RebaseResolutionForm(posted, conflicts=plan.conflicts if plan else ())
+    if posted is not None and plan is not None and form.is_valid():
         try:
             draft = services.variant_rebase_apply(
-                variant=variant, resolutions=form.resolutions(), actor=request.user
+                variant=variant,
+                resolutions=form.resolutions(),
+                expected_base_id=plan.new_base.pk,
+                actor=request.user,
             )
         except SpecError as error:
             form.add_error(None, "; ".join(f"{e['path'] or '(spec)'}: {e['message']}" for e in error.errors))
@@ -269,6 +282,7 @@ def variant_rebase(request: VendorRequest, key: str) -> HttpResponse:
         "variant": variant,
         "plan": plan,
         "refusal": refusal,
+        "stale": stale,
         "form": form,
         # What the rebase brings into the variant (conflicting paths keep ours until resolved).
         "entries": spec_diff(plan.current.spec, plan.merged) if plan and plan.current else [],

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts.access import client_list
 from apps.accounts.decorators import vendor_portal
@@ -105,3 +105,17 @@ def rollout_revert(request: VendorRequest, pk: int) -> HttpResponse:
         return redirect("superadmin:rollout_detail", pk=rollout.pk)
     context = {"rollout": rollout, "crumbs": _crumbs((f"#{rollout.pk}", None), ("Revert", None))}
     return render(request, "portals/superadmin/rollout_revert.html", context)
+
+
+@vendor_portal
+@require_POST
+def rollout_resume(request: VendorRequest, pk: int) -> HttpResponse:
+    """Schedule an unfinished rollout (or revert) again, e.g. after its worker was lost."""
+    rollout = deployment_selectors.rollout_get(pk=pk)
+    try:
+        deployment_services.rollout_resume(rollout=rollout, actor=request.user)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Rollout #{rollout.pk} was scheduled again; the results update below.")
+    return redirect("superadmin:rollout_detail", pk=rollout.pk)

@@ -40,4 +40,5 @@ urlpatterns = [
     path("rollouts/new/", rollout_views.rollout_create, name="rollout_create"),
     path("rollouts/<int:pk>/", rollout_views.rollout_detail, name="rollout_detail"),
     path("rollouts/<int:pk>/revert/", rollout_views.rollout_revert, name="rollout_revert"),
+    path("rollouts/<int:pk>/resume/", rollout_views.rollout_resume, name="rollout_resume"),
 ]

@@ -3,12 +3,19 @@
     python manage.py bench_rollout --clients 200
 
 Sets up (untimed) N client projects through the real provisioning path, each
-with one deployed deployment of a fresh bench variant pinned at 1.0.0, then
-publishes 1.1.0 and times `rollout_create` + the `rollout_run` task body run
-synchronously in this process (every ready client is considered, as in a real
-rollout). Per-client figures come from each target's `elapsed_ms`. Unless
-`--keep` is given, the bench clients' schemas and rows, the rollout and the
-bench variant are removed at the end, also when the run fails half-way.
+with one deployed deployment of the permanent bench variant pinned at its
+latest published version, then publishes the next minor version and times
+`rollout_create` + the `rollout_run` task body run synchronously in this
+process (every ready client is considered, as in a real rollout). Per-client
+figures come from each target's `elapsed_ms`.
+
+Published versions are immutable and the audit trail is permanent, so the bench
+never deletes either: the bench template, variant (a child of a bench base
+agent, which is never deployed) and the versions it publishes stay and are
+reused by the next run. Unless `--keep` is given, what the run itself created
+is removed at the end, also when it fails half-way: the clients' schemas,
+domains and rows, the rollout (with its targets) and the partner if it was made
+by this run. Removals are recorded in the audit trail like any other.
 
 Output lines are meant to be parsed:
 
@@ -20,12 +27,9 @@ Output lines are meant to be parsed:
 import statistics
 import time
 
-from auditlog.context import disable_auditlog
-from auditlog.models import LogEntry
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -60,12 +64,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--keep",
             action="store_true",
-            help="Keep the bench clients, variant and rollout (default: remove).",
+            help="Keep the bench clients and the rollout (default: remove; the bench variant always stays).",
         )
         parser.add_argument(
             "--prefix",
             default="rbench",
-            help="Slug of the bench partner and prefix of client slugs and the variant key (default rbench).",
+            help="Slug of the bench partner and template; prefix of its clients and variants (rbench).",
         )
         parser.add_argument("--force", action="store_true", help="Run even though DEBUG is off.")
 
@@ -84,16 +88,16 @@ class Command(BaseCommand):
 
         _to_public()
         partner, created_partner = self._bench_partner(prefix)
-        template, created_template = self._bench_template(prefix)
-        variant = self._bench_variant(template, prefix)
+        variant = self._bench_variant(prefix)
         created: list[int] = []
+        rollout_ids: list[int] = []
         try:
-            first = self._publish(variant, "1.0.0")
+            pinned = self._latest_published(variant) or self._publish(variant, (1, 0, 0))
             began = time.perf_counter()
-            self._clients(partner, prefix, clients, first, created)
+            self._clients(partner, prefix, clients, pinned, created)
             self.stdout.write(f"setup: clients={len(created)} seconds={time.perf_counter() - began:.1f}")
-            target = self._publish(variant, "1.1.0")
-            self._rollout(variant, target, expected=len(created))
+            target = self._publish(variant, self._next_minor(variant, pinned))
+            self._rollout(variant, target, created=created, rollout_ids=rollout_ids)
         finally:
             _to_public()
             if keep:
@@ -101,13 +105,7 @@ class Command(BaseCommand):
                     f"kept: clients={len(created)} partner={partner.slug} variant={variant.key}"
                 )
             else:
-                removed = self._cleanup(
-                    partner,
-                    created,
-                    variant,
-                    template if created_template else None,
-                    drop_partner=created_partner,
-                )
+                removed = self._cleanup(partner, created, rollout_ids, drop_partner=created_partner)
                 self.stdout.write(f"cleanup: dropped_schemas={removed} clients={len(created)}")
 
     # --- setup (not timed) ---------------------------------------------------------
@@ -123,25 +121,44 @@ class Command(BaseCommand):
         )
         return partner, True
 
-    def _bench_template(self, prefix: str) -> tuple[AgentTemplate, bool]:
-        return AgentTemplate.objects.get_or_create(
+    def _bench_variant(self, prefix: str) -> AgentVariant:
+        """The permanent bench variant, reused by every run (versions are immutable, never deleted)."""
+        template, _ = AgentTemplate.objects.get_or_create(
             key=prefix, defaults={"name": f"Benchmark agents ({prefix})"}
         )
-
-    def _bench_variant(self, template: AgentTemplate, prefix: str) -> AgentVariant:
-        # A fresh variant per run, so clients an earlier `--keep` run left behind are not in this rollout.
-        number = 1
-        while AgentVariant.objects.filter(key=f"{prefix}-v{number}").exists():
-            number += 1
-        return AgentVariant.objects.create(
-            template=template,
-            key=f"{prefix}-v{number}",
-            name=f"Benchmark agent {number} ({prefix})",
-            domain="Benchmark",
+        # A base agent is only cloned from, never deployed: the bench deploys a child of one.
+        base, _ = AgentVariant.objects.get_or_create(
+            key=f"{prefix}-base",
+            defaults={
+                "template": template,
+                "name": f"Benchmark base agent ({prefix})",
+                "domain": "Benchmark",
+            },
         )
+        variant, _ = AgentVariant.objects.get_or_create(
+            key=f"{prefix}-agent",
+            defaults={
+                "template": template,
+                "parent": base,
+                "name": f"Benchmark agent ({prefix})",
+                "domain": "Benchmark",
+            },
+        )
+        return variant
 
-    def _publish(self, variant: AgentVariant, version: str) -> AgentVersion:
-        major, minor, patch = (int(part) for part in version.split("."))
+    def _latest_published(self, variant: AgentVariant) -> AgentVersion | None:
+        published = AgentVersion.objects.filter(variant=variant, status=AgentVersion.Status.PUBLISHED)
+        return published.order_by("-major", "-minor", "-patch").first()
+
+    def _next_minor(self, variant: AgentVariant, pinned: AgentVersion) -> tuple[int, int, int]:
+        # Above every version of the major (a draft someone left there too), so the number is free.
+        same_major = AgentVersion.objects.filter(variant=variant, major=pinned.major)
+        minors = same_major.values_list("minor", flat=True)
+        return pinned.major, max(minors, default=pinned.minor) + 1, 0
+
+    def _publish(self, variant: AgentVariant, semver: tuple[int, int, int]) -> AgentVersion:
+        major, minor, patch = semver
+        version = f"{major}.{minor}.{patch}"
         return AgentVersion.objects.create(
             variant=variant,
             version=version,
@@ -186,10 +203,13 @@ class Command(BaseCommand):
 
     # --- the measured part ---------------------------------------------------------
 
-    def _rollout(self, variant: AgentVariant, target: AgentVersion, *, expected: int) -> None:
+    def _rollout(
+        self, variant: AgentVariant, target: AgentVersion, *, created: list[int], rollout_ids: list[int]
+    ) -> None:
         began = time.perf_counter()
         rollout = services.rollout_create(variant=variant, target_version=target, actor=None, schedule=False)
         planned = time.perf_counter()
+        rollout_ids.append(rollout.pk)
         # The real Celery task body, run in this process: the same path the worker takes.
         result = rollout_run.apply(args=[rollout.pk], headers={"_schema_name": "public"})
         finished = time.perf_counter()
@@ -214,31 +234,26 @@ class Command(BaseCommand):
         failures = [
             f"{t.client.slug}: {t.message}" for t in targets if t.result != RolloutTarget.Result.MOVED
         ]
-        if len(targets) != expected or failures or rollout.status != Rollout.Status.COMPLETED:
+        # Clients an earlier `--keep` run left behind are below the target too, and rightly in the rollout.
+        missing = set(created) - {t.client_id for t in targets}
+        if missing or failures or rollout.status != Rollout.Status.COMPLETED:
             raise CommandError(
-                f"Rollout #{rollout.pk} is {rollout.status} with {len(targets)}/{expected} targets; "
+                f"Rollout #{rollout.pk} is {rollout.status} with {len(targets)} targets, "
+                f"{len(missing)} bench clients missing; "
                 f"not moved: {'; '.join(failures[:5]) or 'none'}"
             )
 
     # --- cleanup --------------------------------------------------------------------
 
     def _cleanup(
-        self,
-        partner: Partner,
-        client_ids: list[int],
-        variant: AgentVariant,
-        template: AgentTemplate | None,
-        *,
-        drop_partner: bool,
+        self, partner: Partner, client_ids: list[int], rollout_ids: list[int], *, drop_partner: bool
     ) -> int:
+        """Remove what this run created; the bench variant, its versions and the audit trail stay."""
         _to_public()
         schemas = list(Client.objects.filter(pk__in=client_ids).values_list("schema_name", flat=True))
-        domain_ids = list(Domain.objects.filter(tenant_id__in=client_ids).values_list("pk", flat=True))
-        rollout_ids = list(Rollout.objects.filter(variant=variant).values_list("pk", flat=True))
-        version_ids = list(AgentVersion.objects.filter(variant=variant).values_list("pk", flat=True))
         dropped = 0
-        # The deployments in these schemas pin the bench versions: they go first, one schema per
-        # transaction (hundreds of schemas' tables in one transaction exhaust PostgreSQL's lock table).
+        # One schema per transaction: hundreds of schemas' tables in one transaction exhaust
+        # PostgreSQL's lock table.
         for schema in schemas:
             if schema in ("public", settings.TENANT_BASE_SCHEMA):
                 continue
@@ -247,38 +262,15 @@ class Command(BaseCommand):
                 # dropped or altered (they wait when this runs inside a caller's transaction).
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
             dropped += 1
-        with transaction.atomic(), disable_auditlog(), connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            # Targets go with their rollout; the versions they reference stay (published, immutable).
             Rollout.objects.filter(pk__in=rollout_ids).delete()
-            Domain.objects.filter(pk__in=domain_ids).delete()
+            Domain.objects.filter(tenant_id__in=client_ids).delete()
             Client.objects.filter(pk__in=client_ids).delete()
-            # Published versions are immutable (a trigger refuses DELETE). The bench removes its own
-            # synthetic versions with the trigger off for this transaction only; the ALTER TABLE lock
-            # keeps every other writer out until it is back on. Raw SQL, because Django's delete
-            # collector would look for deployments in the public schema, where that table does not exist.
-            trigger = "factory_agentversion_immutable_when_published"
-            cursor.execute(f"ALTER TABLE factory_agentversion DISABLE TRIGGER {trigger}")
-            cursor.execute("DELETE FROM factory_agentversion WHERE variant_id = %s", [variant.pk])
-            cursor.execute(f"ALTER TABLE factory_agentversion ENABLE TRIGGER {trigger}")
-            cursor.execute("DELETE FROM factory_agentvariant WHERE id = %s", [variant.pk])
-            if template is not None and not AgentVariant.objects.filter(template=template).exists():
-                cursor.execute("DELETE FROM factory_agenttemplate WHERE id = %s", [template.pk])
-            history: list[tuple[type[models.Model], list[int]]] = [
-                (Client, client_ids),
-                (Domain, domain_ids),
-                (Rollout, rollout_ids),
-                (AgentVersion, version_ids),
-                (AgentVariant, [variant.pk]),
-            ]
             if drop_partner and not partner.clients.exists():
-                history.append((Partner, [partner.pk]))
                 partner.delete()
-            # The bench leaves no trace in the configuration history either.
-            for model, pks in history:
-                LogEntry.objects.filter(
-                    content_type=ContentType.objects.get_for_model(model),
-                    object_pk__in=[str(pk) for pk in pks],
-                ).delete()
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         return dropped
