@@ -72,9 +72,10 @@ run: seed ## Run web on :8000 (PORT=...) + Celery worker + beat; Ctrl-C stops al
 test: venv services chromium ## Run the whole pytest suite (ARGS="..." passes options)
 	$(WITH_SERVICES) DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/pytest $(ARGS)
 
-lint: venv ## ruff check + import-linter contracts (what CI runs)
+lint: venv ## ruff check + import-linter contracts + mypy (what CI runs)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: venv ## Reformat and autofix with ruff
 	$(BIN)/ruff format .

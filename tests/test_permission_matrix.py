@@ -351,6 +351,13 @@ CASES = [
     ),
     Case("public:management:deployment_detail", a_deployment_page(), get=client_a_in_portal),
     Case(
+        "public:management:deployment_edit",
+        a_deployment_page(),
+        get=client_a_in_portal,
+        post=client_a_in_portal,
+        data=lambda w: {"name": "Evil agent", "version": itsm().pk},
+    ),
+    Case(
         "public:management:deployment_action",
         a_deployment_page(Deployment.Status.DRAFT, action="submit"),
         post=client_a_in_portal,

@@ -1,5 +1,7 @@
 """Django admin for vendor support: read-only for support staff (see VendorRoleBackend)."""
 
+from typing import ClassVar
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
@@ -21,7 +23,7 @@ class UserAdmin(BaseUserAdmin):
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})
     ]
-    filter_horizontal: list[str] = []
+    filter_horizontal: ClassVar[list[str]] = []
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # People are deactivated, not deleted: client schemas keep their audit entries.

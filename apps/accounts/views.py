@@ -2,11 +2,12 @@
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 
 from .access import client_membership_of, is_platform_admin, partner_membership_of
+from .decorators import AuthenticatedRequest
 from .forms import EmailAuthenticationForm, StyledSetPasswordForm
 from .models import VendorRole
 
@@ -35,7 +36,7 @@ class SetPasswordDoneView(auth_views.PasswordResetCompleteView):
 
 
 @login_required
-def after_login(request: HttpRequest) -> HttpResponse:
+def after_login(request: AuthenticatedRequest) -> HttpResponse:
     """Send a signed-in person to the portal their role opens."""
     user = request.user
     client = getattr(request, "tenant", None)

@@ -1,8 +1,9 @@
 """Template context available on every page."""
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest
+
+from .db import tenant_connection
 
 
 def platform(request: HttpRequest) -> dict:
@@ -12,5 +13,5 @@ def platform(request: HttpRequest) -> dict:
     return {
         "PLATFORM_DOMAIN": settings.PLATFORM_DOMAIN,
         "current_client": tenant if on_client_host else None,
-        "schema_name": connection.schema_name,
+        "schema_name": tenant_connection().schema_name,
     }

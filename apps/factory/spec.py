@@ -10,6 +10,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 # The tool kinds the runtime can execute (executors arrive with the runtime).
 TOOLS = ("db.query", "db.get", "db.insert", "db.update", "notify.email", "notify.webhook", "http.request")
@@ -149,6 +150,6 @@ def validate_spec(data: Any) -> dict:
     return spec.model_dump(mode="json", exclude_defaults=False)
 
 
-def _message(err: dict) -> str:
+def _message(err: ErrorDetails) -> str:
     message = err["msg"]
     return re.sub(r"^Value error, ", "", message)

@@ -1,12 +1,21 @@
 """Host-based routing: the platform host is the public schema, every other host is one client."""
 
+from typing import cast
+
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
+from apps.core.db import tenant_connection
+
 from .models import Client
+
+
+class TenantRequest(HttpRequest):
+    """A request past `TenantHostMiddleware`: `tenant` is the host's client, None on the platform host."""
+
+    tenant: Client | None
 
 
 class TenantHostMiddleware(TenantMainMiddleware):
@@ -16,8 +25,8 @@ class TenantHostMiddleware(TenantMainMiddleware):
     not ready answers 503 with a plain explanation instead of touching its schema.
     """
 
-    def process_request(self, request: HttpRequest) -> HttpResponse | None:
-        connection.set_schema_to_public()
+    def process_request(self, request: TenantRequest) -> HttpResponse | None:
+        tenant_connection().set_schema_to_public()
         hostname = self.hostname_from_request(request)
         if hostname == settings.PLATFORM_DOMAIN:
             request.tenant = None
@@ -26,8 +35,9 @@ class TenantHostMiddleware(TenantMainMiddleware):
         response = super().process_request(request)
         if response is not None:
             return response
-        client: Client = request.tenant
+        # A host that reached here is a known client's: TenantMainMiddleware set it (or raised 404).
+        client = cast(Client, request.tenant)
         if client.status != Client.Status.READY:
-            connection.set_schema_to_public()
+            tenant_connection().set_schema_to_public()
             return render(request, "tenancy/client_unavailable.html", {"client": client}, status=503)
         return None

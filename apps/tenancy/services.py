@@ -9,9 +9,10 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from apps.core.db import tenant_connection
 from apps.core.exceptions import ApplicationError
 
 from . import schemas
@@ -145,18 +146,18 @@ def client_provision(*, client_id: int) -> Client:
             else:
                 created = True
                 client.create_schema(verbosity=0)
-                connection.set_schema_to_public()
+                tenant_connection().set_schema_to_public()
                 schemas.mark_schema_owner(client.schema_name, marker)
         except Exception as exc:  # recorded for the partner; a half-made schema of this run is removed
             logger.exception("Provisioning of client %s failed", client.slug)
-            connection.set_schema_to_public()
+            tenant_connection().set_schema_to_public()
             if created:
                 schemas.drop_schema(client.schema_name)
             client.status = Client.Status.FAILED
             client.provisioning_error = _describe(exc)
             client.save(update_fields=["status", "provisioning_error", "updated_at"])
             return client
-        connection.set_schema_to_public()
+        tenant_connection().set_schema_to_public()
         client.status = Client.Status.READY
         client.provisioning_error = ""
         client.provisioned_at = timezone.now()

@@ -69,6 +69,7 @@ TENANT_APPS = [
     "guardian",
     "auditlog",
     "apps.deployments",
+    "apps.governance",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -1,11 +1,14 @@
 """Deployment selectors read the right client's schema and hand back evaluated lists."""
 
 import pytest
+from django.db import connection
 from django.http import Http404
+from django.test.utils import CaptureQueriesContext
 
 from apps.deployments import selectors, services
 from apps.deployments.models import Deployment
 from apps.factory.models import RolloutTarget
+from apps.tenancy.models import Client
 
 from .conftest import put_deployment
 
@@ -91,3 +94,39 @@ def test_rollout_selectors(world, agent):
         selectors.rollout_get(pk=987654)
     targets = selectors.rollout_targets(rollout=rollout)
     assert [(t.client, t.result) for t in targets] == [(world.client_a, RolloutTarget.Result.PENDING)]
+
+
+def test_counts_by_variant_take_one_statement(world, agent):
+    put_deployment(world.client_a, agent.v100, name="One")
+    put_deployment(world.client_b, agent.v110, name="Two")
+    put_deployment(world.client_b, agent.v110, name="Gone", status=S.RETIRED)
+    with CaptureQueriesContext(connection) as captured:
+        counts = selectors.deployment_counts_by_variant()
+    # One UNION ALL over every ready client's schema, whatever their number.
+    counting = [q["sql"] for q in captured.captured_queries if "deployments_deployment" in q["sql"]]
+    assert len(counting) == 1
+    for client in selectors.ready_clients():
+        assert f'"{client.schema_name}"."deployments_deployment"' in counting[0]
+    assert counts == {agent.variant.pk: 2}
+
+
+def test_counts_by_variant_are_the_same_in_chunks(world, agent, monkeypatch):
+    put_deployment(world.client_a, agent.v100, name="One")
+    put_deployment(world.client_a, agent.v100, name="Gone", status=S.RETIRED)
+    put_deployment(world.client_b, agent.v110, name="Two", status=S.DRAFT)
+    put_deployment(world.client_b, agent.foreign, name="Other variant")
+    whole = selectors.deployment_counts_by_variant()
+    monkeypatch.setattr(selectors, "COUNT_SCHEMAS_PER_STATEMENT", 1)
+    assert (
+        selectors.deployment_counts_by_variant()
+        == whole
+        == {agent.variant.pk: 2, agent.foreign.variant_id: 1}
+    )
+
+
+def test_counts_by_variant_skip_a_client_whose_schema_cannot_be_read(world, agent):
+    put_deployment(world.client_a, agent.v100, name="One")
+    put_deployment(world.client_b, agent.v100, name="Two")
+    # A ready client pointing at a schema that is not there (rolled back with the test).
+    Client.objects.filter(pk=world.client_a2.pk).update(schema_name="no_such_schema")
+    assert selectors.deployment_counts_by_variant() == {agent.variant.pk: 2}

@@ -64,7 +64,7 @@ def partner_urls(world, deployment: Deployment | None = None) -> dict[str, str]:
     urls = {"list": base, "create": f"{base}new/"}
     if deployment is not None:
         detail = f"{base}{deployment.pk}/"
-        urls |= {"detail": detail, "version": f"{detail}version/"}
+        urls |= {"detail": detail, "version": f"{detail}version/", "edit": f"{detail}edit/"}
         urls |= {action: f"{detail}{action}/" for action in ("submit", "deploy", "pause", "resume", "retire")}
     return urls
 
@@ -188,6 +188,66 @@ def test_draft_versions_are_not_offered(world, platform, v100):
     assert f'value="{draft.pk}"' not in page
 
 
+def test_a_rejected_deployment_is_revised_edited_and_resubmitted(world, platform, v100, v110):
+    deployment = submitted(world, v100)
+    deployment_services.deployment_reject(
+        client=world.client_a, deployment=deployment, actor=world.users["client_a_admin"], reason="Use 1.1.0"
+    )
+    browser = platform("partner_a_engineer")
+    urls = partner_urls(world, deployment)
+    assert urls["edit"] not in text(browser.get(urls["detail"]))  # rejected: revise first
+    follow_post(browser, f"{urls['detail']}revise/")
+
+    detail = text(browser.get(urls["detail"]))
+    assert f'href="{urls["edit"]}"' in detail
+    form = text(browser.get(urls["edit"]))
+    assert 'value="Helpdesk"' in form
+    assert f'<option value="{v100.pk}" selected>itsm 1.0.0</option>' in form
+    assert f'<option value="{v110.pk}">itsm 1.1.0</option>' in form
+    finance = _seeded("finance")
+    assert f'value="{finance.pk}"' not in form  # only this variant's versions
+
+    response = browser.post(urls["edit"], {"name": "IT helpdesk", "version": v110.pk})
+    assert response.status_code == 302 and response["Location"] == urls["detail"]
+    deployment = reload(world, deployment)
+    assert (deployment.name, deployment.version, deployment.status) == (
+        "IT helpdesk",
+        v110,
+        Deployment.Status.DRAFT,
+    )
+    page = follow_post(browser, urls["submit"])
+    assert reload(world, deployment).status == Deployment.Status.SUBMITTED
+    history = deployment_selectors.deployment_history(client=world.client_a, deployment=deployment)
+    assert [t.action for t in history][:3] == ["submit", "edit", "revise"]
+    assert "Renamed from “Helpdesk”." in page and urls["edit"] not in page
+
+
+def test_edit_refuses_bad_input_and_non_drafts_and_changes_nothing(world, platform, v100):
+    finance = _seeded("finance")
+    create(world, v100, "Finance desk")
+    deployment = create(world, v100, "Helpdesk")
+    browser = platform("partner_a_admin")
+    urls = partner_urls(world, deployment)
+    response = browser.post(urls["edit"], {"name": "Helpdesk", "version": finance.pk})
+    assert response.status_code == 200 and "Choose one of the listed published versions." in text(response)
+    response = browser.post(urls["edit"], {"name": "finance desk", "version": v100.pk})
+    assert response.status_code == 200 and "already has a deployment named" in text(response)
+    after = reload(world, deployment)
+    assert (after.name, after.version) == ("Helpdesk", v100)
+    assert len(deployment_selectors.deployment_history(client=world.client_a, deployment=deployment)) == 1
+
+    submitted_one = submitted(world, v100, "Submitted desk")
+    urls = partner_urls(world, submitted_one)
+    for response in (
+        browser.get(urls["edit"]),
+        browser.post(urls["edit"], {"name": "X", "version": v100.pk}),
+    ):
+        assert response.status_code == 302 and response["Location"] == urls["detail"]
+    page = text(browser.get(urls["detail"]))
+    assert "Cannot edit “Submitted desk”: it is submitted" in page and urls["edit"] not in page
+    assert reload(world, submitted_one).name == "Submitted desk"
+
+
 def test_client_page_links_to_deployments(world, platform, v100):
     create(world, v100, "Helpdesk")
     page = text(platform("partner_a_engineer").get(f"/partner/clients/{world.client_a.pk}/"))
@@ -198,9 +258,9 @@ def test_other_partner_gets_404_on_every_deployment_page(world, platform, v100):
     deployment = submitted(world, v100)
     urls = partner_urls(world, deployment)
     browser = platform("partner_b_admin")
-    for key in ("list", "create", "detail", "version", "retire"):
+    for key in ("list", "create", "detail", "version", "retire", "edit"):
         assert browser.get(urls[key]).status_code == 404, key
-    for key in ("submit", "deploy", "retire", "version", "create"):
+    for key in ("submit", "deploy", "retire", "version", "create", "edit"):
         assert browser.post(urls[key], {"version": v100.pk, "confirm": "1"}).status_code == 404, key
     assert reload(world, deployment).status == Deployment.Status.SUBMITTED
     # An engineer not assigned to a client does not see its deployments either.

@@ -21,6 +21,7 @@ from .deployments import (
     deployment_retire,
     deployment_revise,
     deployment_submit,
+    deployment_update_draft,
     deployment_withdraw_change,
 )
 from .rollouts import (
@@ -47,6 +48,7 @@ __all__ = [
     "deployment_retire",
     "deployment_revise",
     "deployment_submit",
+    "deployment_update_draft",
     "deployment_withdraw_change",
     "rollout_create",
     "rollout_execute",

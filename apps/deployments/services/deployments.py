@@ -52,6 +52,7 @@ VERSION_CHANGE_STATUSES = frozenset({Status.DEPLOYED, Status.PAUSED})
 
 # Actions recorded in DeploymentTransition.action besides the TRANSITIONS keys.
 ACTION_CREATE = "create"
+ACTION_EDIT = "edit"
 ACTION_UPGRADE = "upgrade"
 ACTION_ROLLBACK = "rollback"
 ACTION_CHANGE_REQUESTED = "version_change_requested"
@@ -60,6 +61,7 @@ ACTION_CHANGE_REJECTED = "version_change_rejected"
 ACTION_CHANGE_WITHDRAWN = "version_change_withdrawn"
 
 _VERBS = {
+    "edit": "edit",
     "submit": "submit",
     "approve": "approve",
     "reject": "reject",
@@ -251,6 +253,41 @@ def deployment_create(
         deployment.save()
         _record(deployment, action=ACTION_CREATE, from_status="", actor=actor)
     return mark_client(deployment, client)
+
+
+def deployment_update_draft(
+    *, client: Client, deployment: Deployment, name: str, version: AgentVersion, actor: User | None
+) -> Deployment:
+    """Change a draft's name or pinned version: how a rejected and revised deployment gets fixed.
+
+    Only a draft can be changed, to a published version of its own variant and a
+    name no other deployment of the client uses. A change is recorded as an
+    "edit" (from and to version; a new name is noted in the reason); saving the
+    same values again changes and records nothing.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("Give the deployment a name.", field="name")
+    with _in_client(client):
+        current = _lock(client, deployment)
+        _check_status("edit", current, frozenset({Status.DRAFT}))
+        version = _published_version(version, variant_id=current.variant_id)
+        if Deployment.objects.filter(name__iexact=name).exclude(pk=current.pk).exists():
+            raise ApplicationError(f"{client.name} already has a deployment named “{name}”.", field="name")
+        old_name, old_version_id = current.name, current.version_id
+        if (name, version.pk) != (old_name, old_version_id):
+            current.name, current.version = name, version
+            _save(current, ["name", "version"])
+            _record(
+                current,
+                action=ACTION_EDIT,
+                from_status=current.status,
+                actor=actor,
+                reason=f"Renamed from “{old_name}”." if name != old_name else "",
+                from_version_id=old_version_id,
+            )
+    _sync(deployment, current)
+    return current
 
 
 def deployment_submit(

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from apps.accounts import services as account_services
 from apps.accounts.access import access_client_member, client_member_list
 from apps.accounts.decorators import client_portal
-from apps.accounts.models import ClientMembership, ClientRole
+from apps.accounts.models import ClientMembership, ClientRole, User
 from apps.core.exceptions import ApplicationError
 from apps.core.htmx import redirect_after_post
 from apps.core.pagination import paginate
@@ -23,6 +23,7 @@ from apps.deployments import services as deployment_services
 from apps.deployments.models import Deployment
 from apps.factory.diff import spec_diff
 from apps.tenancy import services as tenancy_services
+from apps.tenancy.models import Client
 from apps.tenancy.selectors import client_activity
 
 from .forms import ClientSettingsForm, ClientUserInviteForm, ClientUserRoleForm, DeploymentDecisionForm
@@ -32,7 +33,15 @@ HOME_USERS_SHOWN = 5
 HOME_ACTIVITY_SHOWN = 10
 
 
-def _is_client_admin(request: HttpRequest) -> bool:
+class ClientRequest(HttpRequest):
+    """A request that passed `@client_portal`: a signed-in member of the client whose host this is."""
+
+    user: User
+    tenant: Client
+    client_membership: ClientMembership
+
+
+def _is_client_admin(request: ClientRequest) -> bool:
     return request.client_membership.role == ClientRole.CLIENT_ADMIN
 
 
@@ -46,7 +55,7 @@ def _crumbs(*trail: tuple[str, str | None]) -> list[tuple[str, str | None]]:
 
 
 @client_portal()
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: ClientRequest) -> HttpResponse:
     client = request.tenant
     members = client_member_list(client=client)
     by_role = dict(members.values_list("role").annotate(n=Count("pk")).order_by())
@@ -66,7 +75,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @client_portal()
-def user_list(request: HttpRequest) -> HttpResponse:
+def user_list(request: ClientRequest) -> HttpResponse:
     is_admin = _is_client_admin(request)
     page_obj = paginate(request, client_member_list(client=request.tenant).order_by("user__email"))
     context = {
@@ -80,7 +89,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
 
 @client_portal(roles=ADMIN_ONLY)
 @require_http_methods(["GET", "POST"])
-def user_invite(request: HttpRequest) -> HttpResponse:
+def user_invite(request: ClientRequest) -> HttpResponse:
     form = ClientUserInviteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -105,7 +114,7 @@ def user_invite(request: HttpRequest) -> HttpResponse:
 
 @client_portal(roles=ADMIN_ONLY)
 @require_POST
-def user_role(request: HttpRequest, pk: int) -> HttpResponse:
+def user_role(request: ClientRequest, pk: int) -> HttpResponse:
     membership = access_client_member(request.user, request.tenant, pk)
     form = ClientUserRoleForm(request.POST)
     error = None
@@ -144,7 +153,7 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 @client_portal(roles=ADMIN_ONLY)
 @require_http_methods(["GET", "POST"])
-def user_remove(request: HttpRequest, pk: int) -> HttpResponse:
+def user_remove(request: ClientRequest, pk: int) -> HttpResponse:
     membership = access_client_member(request.user, request.tenant, pk)
     if request.method == "POST":
         try:
@@ -178,7 +187,7 @@ def _awaits_decision(deployment: Deployment) -> bool:
 
 @client_portal()
 @require_safe
-def deployment_list(request: HttpRequest) -> HttpResponse:
+def deployment_list(request: ClientRequest) -> HttpResponse:
     deployments = deployment_selectors.deployment_list(client=request.tenant)
     show_retired = request.GET.get("retired") == "1"
     is_admin = _is_client_admin(request)
@@ -197,7 +206,7 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
 
 @client_portal()
 @require_safe
-def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
+def deployment_detail(request: ClientRequest, deployment_id: int) -> HttpResponse:
     client = request.tenant
     deployment = deployment_selectors.deployment_get(client=client, pk=deployment_id)
     pending = deployment.pending_version
@@ -215,7 +224,7 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
 
 @client_portal(roles=ADMIN_ONLY)
 @require_POST
-def deployment_decide(request: HttpRequest, deployment_id: int) -> HttpResponse:
+def deployment_decide(request: ClientRequest, deployment_id: int) -> HttpResponse:
     """Approve or reject a submitted deployment or a pending version change (maker-checker in the service)."""
     client = request.tenant
     deployment = deployment_selectors.deployment_get(client=client, pk=deployment_id)
@@ -236,7 +245,7 @@ def deployment_decide(request: HttpRequest, deployment_id: int) -> HttpResponse:
 
 @client_portal(roles=ADMIN_ONLY)
 @require_http_methods(["GET", "POST"])
-def client_settings(request: HttpRequest) -> HttpResponse:
+def client_settings(request: ClientRequest) -> HttpResponse:
     """The client's own settings (client admins)."""
     client = request.tenant
     if request.method == "POST":

@@ -127,6 +127,24 @@ class DeploymentCreateForm(ServiceValidatedForm):
         return cleaned
 
 
+class DeploymentEditForm(ServiceValidatedForm):
+    """A draft's name and pinned version (its variant stays): fixing it before submitting again."""
+
+    name = forms.CharField(
+        max_length=120, label="Name", help_text="Unique within this client, e.g. “IT helpdesk”."
+    )
+    version = forms.ModelChoiceField(
+        queryset=AgentVersion.objects.none(),
+        label="Version",
+        help_text="Only published versions of this agent variant can be deployed.",
+        error_messages={"invalid_choice": "Choose one of the listed published versions."},
+    )
+
+    def __init__(self, *args, versions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].queryset = versions
+
+
 class VersionChangeForm(StyledForm):
     """The version a deployed agent should move to (upgrade or rollback), and why."""
 

@@ -19,6 +19,11 @@ urlpatterns = [
         name="deployment_detail",
     ),
     path(
+        "clients/<int:pk>/deployments/<int:deployment_id>/edit/",
+        views.deployment_edit,
+        name="deployment_edit",
+    ),
+    path(
         "clients/<int:pk>/deployments/<int:deployment_id>/version/",
         views.deployment_change_version,
         name="deployment_change_version",

@@ -27,6 +27,7 @@ from apps.core.htmx import redirect_after_post, render_page
 from apps.core.pagination import paginate
 from apps.deployments import selectors as deployment_selectors
 from apps.deployments import services as deployment_services
+from apps.deployments.models import Deployment
 from apps.factory import selectors as factory_selectors
 from apps.factory.diff import spec_diff
 from apps.factory.models import AgentVariant, AgentVersion
@@ -37,6 +38,7 @@ from apps.tenancy.selectors import client_history
 from .forms import (
     ClientCreateForm,
     DeploymentCreateForm,
+    DeploymentEditForm,
     EngineerAssignmentForm,
     MemberInviteForm,
     VersionChangeForm,
@@ -357,10 +359,49 @@ def deployment_detail(request: PartnerRequest, pk: int, deployment_id: int) -> H
         "deployment": deployment,
         "actions": [(name, step) for name, step in DEPLOYMENT_ACTIONS.items() if name in allowed],
         "can_change_version": "change_version" in allowed,
+        "can_edit": deployment.status == Deployment.Status.DRAFT,
         "history": deployment_selectors.deployment_history(client=client, deployment=deployment),
         "crumbs": _deployment_crumbs(client, (deployment.name, None)),
     }
     return _render(request, "portals/management/deployment_detail.html", context)
+
+
+@partner_portal()
+@require_http_methods(["GET", "POST"])
+def deployment_edit(request: PartnerRequest, pk: int, deployment_id: int) -> HttpResponse:
+    """Change a draft's name or version (a rejected deployment, once revised, is fixed here)."""
+    client = _workspace_client(request, pk)
+    deployment = deployment_selectors.deployment_get(client=client, pk=deployment_id)
+    detail_url = reverse("management:deployment_detail", args=[client.pk, deployment.pk])
+    if deployment.status != Deployment.Status.DRAFT:
+        status = deployment.get_status_display().lower()
+        messages.error(
+            request, f"Cannot edit “{deployment.name}”: it is {status} (only a draft deployment allows this)."
+        )
+        return redirect_after_post(request, detail_url)
+    form = DeploymentEditForm(
+        request.POST if request.method == "POST" else None,
+        initial={"name": deployment.name, "version": deployment.version_id},
+        versions=_published_versions(deployment.variant),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            deployment_services.deployment_update_draft(
+                client=client, deployment=deployment, **form.cleaned_data, actor=request.user
+            )
+        except (ValidationError, ApplicationError) as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"“{deployment.name}” was saved; submit it when it is ready.")
+            return redirect_after_post(request, detail_url)
+    context = {
+        "client": client,
+        "deployment": deployment,
+        "form": form,
+        "detail_url": detail_url,
+        "crumbs": _deployment_crumbs(client, (deployment.name, detail_url), ("Edit", None)),
+    }
+    return _render(request, "portals/management/deployment_edit_form.html", context)
 
 
 @partner_portal()

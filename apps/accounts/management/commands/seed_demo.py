@@ -3,6 +3,8 @@
 Idempotent: running it again keeps what exists and fills in what is missing.
 """
 
+from typing import TypedDict
+
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -22,7 +24,14 @@ from apps.tenancy.models import Client, Domain, Partner
 
 DEMO_PASSWORD = "triplane-demo"
 
-PARTNERS = [
+
+class DemoPartner(TypedDict):
+    slug: str
+    name: str
+    clients: list[tuple[str, str]]  # (slug, name) of each client project
+
+
+PARTNERS: list[DemoPartner] = [
     {
         "slug": "northwind",
         "name": "Northwind Partners",

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from apps.core.db import tenant_connection
 from apps.deployments import services
 from apps.deployments.models import Deployment
 from apps.deployments.tasks import rollout_run
@@ -50,7 +51,7 @@ BENCH_SPEC = {
 
 
 def _to_public() -> None:
-    connection.set_schema_to_public()  # type: ignore[attr-defined]  # the django-tenants backend
+    tenant_connection().set_schema_to_public()
 
 
 class Command(BaseCommand):

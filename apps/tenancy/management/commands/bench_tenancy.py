@@ -27,13 +27,14 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, models, transaction
 
+from apps.core.db import tenant_connection
 from apps.tenancy import services
 from apps.tenancy.models import SLUG_RE, Client, Domain, Partner
 from apps.tenancy.tasks import provision_client
 
 
 def _to_public() -> None:
-    connection.set_schema_to_public()  # type: ignore[attr-defined]  # the django-tenants backend
+    tenant_connection().set_schema_to_public()
 
 
 def percentile(values: list[float], pct: float) -> float:
