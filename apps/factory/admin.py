@@ -40,15 +40,23 @@ class AgentTemplateAdmin(admin.ModelAdmin):
         return False  # referenced by versions and by deployments in the clients' schemas
 
 
-class AgentVersionInline(admin.TabularInline):
-    model = AgentVersion
-    fields = readonly_fields = ("version", "status", "changelog", "author", "published_at")
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that only shows rows (history is changed through the services, never here)."""
+
     extra = 0
     can_delete = False
-    show_change_link = True
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AgentVersionInline(ReadOnlyInline):
+    model = AgentVersion
+    fields = readonly_fields = ("version", "status", "changelog", "author", "published_at")
+    show_change_link = True
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -133,15 +141,10 @@ class AgentVersionAdmin(admin.ModelAdmin):
         return [str(obj) for obj in objs], {AgentVersion._meta.verbose_name_plural: len(objs)}, set(), []
 
 
-class PolicyPackVersionInline(admin.TabularInline):
+class PolicyPackVersionInline(ReadOnlyInline):
     model = PolicyPackVersion
     fields = readonly_fields = ("version", "status", "changelog", "published_at")
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -194,17 +197,9 @@ class PolicyPackVersionAdmin(admin.ModelAdmin):
         return actions
 
 
-class RolloutTargetInline(admin.TabularInline):
+class RolloutTargetInline(ReadOnlyInline):
     model = RolloutTarget
     fields = readonly_fields = ("client", "result", "message", "elapsed_ms", "updated_at")
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Rollout)
