@@ -27,21 +27,19 @@ Output lines are meant to be parsed:
 import statistics
 import time
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.core.management.base import CommandError
+from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from apps.core.db import tenant_connection
 from apps.deployments import services
 from apps.deployments.models import Deployment
 from apps.deployments.tasks import rollout_run
 from apps.factory.models import AgentTemplate, AgentVariant, AgentVersion, Rollout, RolloutTarget
 from apps.factory.spec import validate_spec
 from apps.tenancy import services as tenancy
-from apps.tenancy.management.commands.bench_tenancy import percentile
-from apps.tenancy.models import SLUG_RE, Client, Domain, Partner
+from apps.tenancy.bench import BenchCommand, percentile, remove_bench_clients, to_public
+from apps.tenancy.models import Client, Partner
 
 BENCH_SPEC = {
     "instructions": "Benchmark agent: answers questions about tickets.",
@@ -50,44 +48,21 @@ BENCH_SPEC = {
 }
 
 
-def _to_public() -> None:
-    tenant_connection().set_schema_to_public()
-
-
-class Command(BaseCommand):
+class Command(BenchCommand):
     help = (
         "Create N bench clients with a deployment each, then time a rollout to all of them and print total "
         "seconds and per-client p50/p95. Creates real schemas: refuses to run with DEBUG off unless --force."
     )
 
-    def add_arguments(self, parser):
-        parser.add_argument("--clients", type=int, default=200, help="How many clients (default 200).")
-        parser.add_argument(
-            "--keep",
-            action="store_true",
-            help="Keep the bench clients and the rollout (default: remove; the bench variant always stays).",
-        )
-        parser.add_argument(
-            "--prefix",
-            default="rbench",
-            help="Slug of the bench partner and template; prefix of its clients and variants (rbench).",
-        )
-        parser.add_argument("--force", action="store_true", help="Run even though DEBUG is off.")
+    default_clients = 200
+    default_prefix = "rbench"
+    keep_help = "Keep the bench clients and the rollout (default: remove; the bench variant always stays)."
 
     def handle(self, *args, clients: int, keep: bool, prefix: str, force: bool, **options):
         self.verbosity = options["verbosity"]
-        if not settings.DEBUG and not force:
-            raise CommandError(
-                "DEBUG is off: this creates and drops real client schemas. Run it on a development database, "
-                "or pass --force if you mean it."
-            )
-        if clients < 1:
-            raise CommandError("--clients must be at least 1.")
-        prefix = prefix.strip().lower()
-        if not SLUG_RE.match(prefix) or not SLUG_RE.match(f"{prefix}-99999") or len(prefix) > 30:
-            raise CommandError("--prefix must be a short slug (lowercase letters, digits, hyphens).")
+        prefix = self.checked_prefix(clients=clients, prefix=prefix, force=force)
 
-        _to_public()
+        to_public()
         partner, created_partner = self._bench_partner(prefix)
         variant = self._bench_variant(prefix)
         created: list[int] = []
@@ -100,7 +75,7 @@ class Command(BaseCommand):
             target = self._publish(variant, self._next_minor(variant, pinned))
             self._rollout(variant, target, created=created, rollout_ids=rollout_ids)
         finally:
-            _to_public()
+            to_public()
             if keep:
                 self.stdout.write(
                     f"kept: clients={len(created)} partner={partner.slug} variant={variant.key}"
@@ -188,7 +163,7 @@ class Command(BaseCommand):
             )
             created.append(client.pk)
             client = tenancy.client_provision(client_id=client.pk)
-            _to_public()
+            to_public()
             if client.status != Client.Status.READY:
                 raise CommandError(f"Client {slug} is {client.status}: {client.provisioning_error}")
             with tenant_context(client):
@@ -214,7 +189,7 @@ class Command(BaseCommand):
         # The real Celery task body, run in this process: the same path the worker takes.
         result = rollout_run.apply(args=[rollout.pk], headers={"_schema_name": "public"})
         finished = time.perf_counter()
-        _to_public()
+        to_public()
         if result.failed():
             raise CommandError(f"The rollout task raised: {result.result!r}")
         targets = list(RolloutTarget.objects.filter(rollout=rollout).select_related("client"))
@@ -250,28 +225,7 @@ class Command(BaseCommand):
         self, partner: Partner, client_ids: list[int], rollout_ids: list[int], *, drop_partner: bool
     ) -> int:
         """Remove what this run created; the bench variant, its versions and the audit trail stay."""
-        _to_public()
-        schemas = list(Client.objects.filter(pk__in=client_ids).values_list("schema_name", flat=True))
-        dropped = 0
-        # One schema per transaction: hundreds of schemas' tables in one transaction exhaust
-        # PostgreSQL's lock table.
-        for schema in schemas:
-            if schema in ("public", settings.TENANT_BASE_SCHEMA):
-                continue
-            with transaction.atomic(), connection.cursor() as cursor:
-                # Foreign-key checks run now, not at commit: a table with checks waiting cannot be
-                # dropped or altered (they wait when this runs inside a caller's transaction).
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-            dropped += 1
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        with transaction.atomic():
             # Targets go with their rollout; the versions they reference stay (published, immutable).
             Rollout.objects.filter(pk__in=rollout_ids).delete()
-            Domain.objects.filter(tenant_id__in=client_ids).delete()
-            Client.objects.filter(pk__in=client_ids).delete()
-            if drop_partner and not partner.clients.exists():
-                partner.delete()
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-        return dropped
+        return remove_bench_clients(client_ids, partner=partner if drop_partner else None)

@@ -15,75 +15,35 @@ Output lines are meant to be parsed:
     migrate_schemas (no-op): schemas=102 total=12.3s per_schema=0.121s
 """
 
-import math
 import statistics
 import time
 
-from auditlog.context import disable_auditlog
-from auditlog.models import LogEntry
-from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, models, transaction
+from django.core.management.base import CommandError
+from django.db import connection
 
-from apps.core.db import tenant_connection
 from apps.tenancy import services
-from apps.tenancy.models import SLUG_RE, Client, Domain, Partner
+from apps.tenancy.bench import BenchCommand, percentile, remove_bench_clients, to_public
+from apps.tenancy.models import Client, Partner
 from apps.tenancy.tasks import provision_client
 
 
-def _to_public() -> None:
-    tenant_connection().set_schema_to_public()
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (p50 of [1, 2, 3, 4] is 2; p95 of 100 values is the 95th smallest)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-class Command(BaseCommand):
+class Command(BenchCommand):
     help = (
         "Provision N bench clients through the real provisioning path, print p50/p95 seconds per client, "
         "then time a no-op migrate_schemas across all schemas. Creates real schemas: refuses to run with "
         "DEBUG off unless --force."
     )
 
-    def add_arguments(self, parser):
-        parser.add_argument(
-            "--clients", type=int, default=100, help="How many clients to provision (default 100)."
-        )
-        parser.add_argument(
-            "--keep",
-            action="store_true",
-            help="Keep the bench clients and partner (default: drop them at the end).",
-        )
-        parser.add_argument(
-            "--prefix",
-            default="bench",
-            help="Slug of the bench partner and prefix of the client slugs (default bench).",
-        )
-        parser.add_argument("--force", action="store_true", help="Run even though DEBUG is off.")
+    default_clients = 100
+    default_prefix = "bench"
+    keep_help = "Keep the bench clients and partner (default: drop them at the end)."
 
     def handle(self, *args, clients: int, keep: bool, prefix: str, force: bool, **options):
         self.verbosity = options["verbosity"]
-        if not settings.DEBUG and not force:
-            raise CommandError(
-                "DEBUG is off: this creates and drops real client schemas. Run it on a development database, "
-                "or pass --force if you mean it."
-            )
-        if clients < 1:
-            raise CommandError("--clients must be at least 1.")
-        prefix = prefix.strip().lower()
-        # The partner slug is the prefix, client slugs are "<prefix>-<number>": all must be valid slugs.
-        if not SLUG_RE.match(prefix) or not SLUG_RE.match(f"{prefix}-99999"):
-            raise CommandError("--prefix must be a short slug (lowercase letters, digits, hyphens).")
+        prefix = self.checked_prefix(clients=clients, prefix=prefix, force=force)
 
-        _to_public()
+        to_public()
         partner, created_partner = self._bench_partner(prefix)
         created: list[int] = []
         try:
@@ -91,11 +51,11 @@ class Command(BaseCommand):
             self._report_provisioning(durations)
             self._migrate_noop()
         finally:
-            _to_public()
+            to_public()
             if keep:
                 self.stdout.write(f"kept: clients={len(created)} partner={partner.slug}")
             else:
-                removed = self._cleanup(partner, created, drop_partner=created_partner)
+                removed = remove_bench_clients(created, partner=partner if created_partner else None)
                 self.stdout.write(f"cleanup: dropped_schemas={removed} clients={len(created)}")
 
     # --- steps -----------------------------------------------------------------
@@ -130,7 +90,7 @@ class Command(BaseCommand):
             # The real Celery task body, run in this process: the same path the worker takes.
             result = provision_client.apply(args=[client.pk], headers={"_schema_name": "public"})
             elapsed = time.perf_counter() - began
-            _to_public()
+            to_public()
             if result.failed():
                 raise CommandError(f"Provisioning task for {slug} raised: {result.result!r}")
             client.refresh_from_db()
@@ -157,34 +117,8 @@ class Command(BaseCommand):
         began = time.perf_counter()
         call_command("migrate_schemas", verbosity=0, interactive=False)
         elapsed = time.perf_counter() - began
-        _to_public()
+        to_public()
         self.stdout.write(
             f"migrate_schemas (no-op): schemas={schemas} total={elapsed:.1f}s "
             f"per_schema={elapsed / schemas:.3f}s"
         )
-
-    def _cleanup(self, partner: Partner, client_ids: list[int], *, drop_partner: bool) -> int:
-        _to_public()
-        schemas = list(Client.objects.filter(pk__in=client_ids).values_list("schema_name", flat=True))
-        domain_ids = list(Domain.objects.filter(tenant_id__in=client_ids).values_list("pk", flat=True))
-        dropped = 0
-        with transaction.atomic(), disable_auditlog():
-            with connection.cursor() as cursor:
-                for schema in schemas:
-                    if schema in ("public", settings.TENANT_BASE_SCHEMA):
-                        continue
-                    cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                    dropped += 1
-            Domain.objects.filter(pk__in=domain_ids).delete()
-            Client.objects.filter(pk__in=client_ids).delete()
-            history: list[tuple[type[models.Model], list[int]]] = [(Client, client_ids), (Domain, domain_ids)]
-            if drop_partner and not partner.clients.exists():
-                history.append((Partner, [partner.pk]))
-                partner.delete()
-            # The bench leaves no trace in the configuration history either.
-            for model, pks in history:
-                LogEntry.objects.filter(
-                    content_type=ContentType.objects.get_for_model(model),
-                    object_pk__in=[str(pk) for pk in pks],
-                ).delete()
-        return dropped
