@@ -1,7 +1,10 @@
-"""Property test: the indexed, cached, pruned-context engine agrees with a plain reference evaluation.
+"""Property test: the indexed, cached, flattened engine agrees with a plain reference evaluation.
 
 The reference checks every rule's selector by hand and runs each condition with `cel.evaluate` on the
-full variables, then applies the decided semantics directly.
+full variables, then applies the decided semantics directly. Conditions and values are chosen to reach
+every path of the engine: flattened slots, has() and size() computed in Python, conditions decided in
+Python, conditions CEL decides (mixed kinds, null, NaN, uints, lists of mixed kinds), missing fields
+re-run in their original form, and comprehension variables and literals that look like paths.
 """
 
 import cel
@@ -26,6 +29,20 @@ CONDITIONS = [
     "principal.role == 'operator'",
     "rate('t:' + action.tool, 60) > 2",
     "action.tool",
+    "action.params.meta.x == 1",
+    "has(action.params.meta.x) || size(action.params.meta) > 1",
+    "action.params.flag == true || action.params.amount < 10",
+    "!action.params.flag && action.params.amount >= -1",
+    "action.params.name == 'action.params.amount'",
+    "action.target_ids[0] == 'a'",
+    "action.target_ids.exists(t, t == 'b')",
+    "action.params.amount > 1.5",
+    "action.params.amount == null || action.params.amount in [1, 'a', 2.5]",
+    "action.params.name.startsWith('a')",
+    "'a' in action.target_ids || data.pii.size() == 0",
+    "action.params.amount < 9223372036854775807 && action.params.amount != 3",
+    "action.params.name < 'b' || action.params.name == action.params.priority",
+    "action.target_ids.exists(data, data == 'a')",  # shadows a context variable: not flattened
 ]
 
 
@@ -62,9 +79,32 @@ def rules(draw):
     return out
 
 
+# Values of every kind CEL converts (values CEL refuses are tested in test_engine_flatten.py: the
+# reference converts the whole context, the engine only what the candidates read).
+scalars = st.one_of(
+    st.integers(-3, 3),
+    st.integers(0, 100),
+    st.integers(2**63 - 2, 2**64 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["a", "b", "critical", "low", "é", ""]),
+    st.booleans(),
+    st.none(),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["x", "y"]), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
 params = st.fixed_dictionaries(
-    {"amount": st.integers(0, 100), "divisor": st.integers(0, 2)},
-    optional={"priority": st.sampled_from(["low", "critical"])},
+    {"amount": st.one_of(st.integers(0, 100), values), "divisor": st.integers(0, 2)},
+    optional={
+        "priority": st.sampled_from(["low", "critical"]) | values,
+        "flag": st.booleans() | values,
+        "meta": st.fixed_dictionaries({}, optional={"x": values}) | values,
+        "name": st.sampled_from(["a", "b", "action.params.amount"]) | values,
+    },
 )
 actions = st.fixed_dictionaries(
     {
@@ -72,14 +112,16 @@ actions = st.fixed_dictionaries(
         "operation": st.sampled_from(OPS),
         "entity": st.sampled_from(ENTITIES),
         "params": params,
-        "target_ids": st.lists(st.sampled_from(["a", "b", "c"]), max_size=3),
+        "target_ids": st.lists(st.sampled_from(["a", "b", "c"]), max_size=3) | values,
     }
 )
 contexts = st.fixed_dictionaries(
     {"agent": st.fixed_dictionaries({"variant": st.sampled_from(VARIANTS)})},
     optional={
-        "trace": st.fixed_dictionaries({"steps": st.integers(0, 10)}),
-        "data": st.fixed_dictionaries({"pii": st.lists(st.sampled_from(["iban", "email"]), max_size=2)}),
+        "trace": st.fixed_dictionaries({"steps": st.integers(0, 10) | values}),
+        "data": st.fixed_dictionaries(
+            {"pii": st.lists(st.sampled_from(["iban", "email"]), max_size=2) | values}
+        ),
         "principal": st.fixed_dictionaries({"role": st.sampled_from(["operator", "client_admin"])}),
     },
 )
@@ -87,11 +129,12 @@ contexts = st.fixed_dictionaries(
 
 def reference(rule_list, action, context, allowlist, counter):
     if action["tool"] not in allowlist:
-        return "deny", ()
+        return "deny", (), ()
     layer_rank = {"vendor": 0, "partner": 1, "client": 2}
     ordered = sorted(rule_list, key=lambda r: layer_rank[r["layer"]])
     variables = {**context, "action": action, "rate": counter}
     matched = []
+    errored = []
     for r in ordered:
         values = {
             "tools": action["tool"],
@@ -110,6 +153,8 @@ def reference(rule_list, action, context, allowlist, counter):
                     raise TypeError("not a bool")
             except Exception:
                 hit = r["effect"] != "allow" and r["fail_mode"] == "closed"
+                if r["mode"] == "enforce":
+                    errored.append(r["key"])
         if hit and r["mode"] == "enforce":
             matched.append(r)
     effects = {r["effect"] for r in matched}
@@ -123,10 +168,10 @@ def reference(rule_list, action, context, allowlist, counter):
         effect = "redact"
     else:
         effect = "allow"
-    return effect, tuple(r["key"] for r in matched)
+    return effect, tuple(r["key"] for r in matched), tuple(errored)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(rules(), actions, contexts, st.integers(0, 5))
 def test_engine_agrees_with_reference(rule_list, action, context, count):
     allowlist = frozenset(TOOLS)
@@ -134,7 +179,10 @@ def test_engine_agrees_with_reference(rule_list, action, context, count):
     decision = evaluate(
         compile_ruleset(rule_list, allowlist=allowlist), action, context, rate_counter=counter
     )
-    assert (decision.effect, decision.matched) == reference(rule_list, action, context, allowlist, counter)
+    errored = tuple(key for key, _ in decision.errors)
+    assert (decision.effect, decision.matched, errored) == reference(
+        rule_list, action, context, allowlist, counter
+    )
     # Cached and indexed: a second evaluation is identical.
     again = evaluate(compile_ruleset(rule_list, allowlist=allowlist), action, context, rate_counter=counter)
     assert again == decision

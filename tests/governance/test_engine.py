@@ -206,3 +206,19 @@ def test_read_paths():
         {"action", "data", "trace"},
     )
     assert paths == {("action", "params", "amount"), ("action", "target_ids"), ("data", "pii"), ("trace",)}
+
+
+def test_read_paths_ignores_literals_and_comments():
+    paths = read_paths(
+        "action.tool == 'data.pii' && r\"trace.\\\\\" != '''it's input.x'''"
+        " // principal.role\n && action.params.x",
+        {"action", "data", "trace", "input", "principal"},
+    )
+    assert paths == {
+        ("action", "tool"),
+        ("action", "params", "x"),
+        ("data",),
+        ("trace",),
+        ("input",),
+        ("principal",),
+    }

@@ -3,12 +3,15 @@
     python manage.py bench_governance --rules 1000 --actions 20000
 
 Builds a synthetic ruleset (vendor, partner and client layers; selectors over
-40 tools, 5 operations and 20 entities; most rules conditional, some reading
-nested params, trace, input or time, a few shadow rules) and random actions
-with a realistic context, all from a fixed seed. Times `compile_ruleset` with
-an empty cache, then `evaluate` for every action (after a short warm-up that
-fills the candidate index). Pure engine: no database, no Redis (rate() reads an
-in-memory counter).
+40 tools, 5 operations and 20 entities; guardrail deny / require_approval
+rules that fire on unusual actions, redaction on personal data, allow rules
+for the everyday case, a fifth of them unconditional; conditions read nested
+params, trace, input, data, time and rate(); a few shadow rules) and random
+actions with a realistic context, all from a fixed seed, so decisions come out
+as a mix of allow, deny (including tools outside the allowlist),
+require_approval and redact. Times `compile_ruleset` with an empty cache, then
+`evaluate` for every action (after a short warm-up that fills the candidate
+index). Pure engine: no database, no Redis (rate() reads an in-memory counter).
 
 Output lines are meant to be parsed:
 
@@ -32,30 +35,49 @@ TOOLS = [f"tool.t{i}" for i in range(40)]
 OPERATIONS = ["read", "create", "update", "delete", "send"]
 ENTITIES = [f"entity_{i}" for i in range(20)]
 VARIANTS = ["itsm", "finance", "hr", "vendor"]
-CONDITIONS = [
-    "action.params.amount > {n}",
-    "action.params.amount > {n} && action.params.currency == 'EUR'",
-    "has(action.params.priority) && action.params.priority == 'critical'",
-    "trace.steps > {s}",
-    "input.injection > 0.{d}",
-    "'iban' in data.pii",
-    "!time.business_hours && action.params.amount > {n}",
-    "principal.role == 'operator' && action.params.amount > {n}",
-    "action.target_ids.size() > {s}",
-    "rate('tool:' + action.tool, 60) > {s}",
-]
+# Conditions by effect, as rule authors write them: guardrails (deny, require_approval) fire on
+# the unusual action, redaction on personal data, allows on the everyday case. Thresholds are drawn
+# per rule, so most rules are distinct conditions. The context (see _action) has amounts 0-200,000,
+# 0-70 trace steps, injection scores 0-1, 0-3 target ids and rate() always counting 3.
+CONDITIONS = {
+    "deny": [
+        "action.params.amount > {big}",
+        "action.params.amount > {big} && action.params.currency == 'EUR'",
+        "input.injection > 0.9{d}",
+        "trace.steps > {deep}",
+        "!time.business_hours && action.params.amount > {big}",
+        "has(action.params.priority) && action.params.priority == 'critical' && trace.steps > {deep}",
+        "rate('tool:' + action.tool, 60) > {burst}",
+    ],
+    "require_approval": [
+        "action.params.amount > {big} && principal.role == 'operator'",
+        "action.target_ids.size() > {many}",
+        "has(action.params.priority) && action.params.priority == 'critical'",
+        "'iban' in data.pii && action.params.amount > {n}",
+        "input.injection > 0.8{d} && trace.steps > {s}",
+    ],
+    "redact": [
+        "'email' in data.pii",
+        "'iban' in data.pii",
+        "'email' in data.pii && principal.role == 'operator'",
+    ],
+    "allow": [
+        "principal.role == 'operator' || principal.role == 'client_admin'",
+        "action.params.amount < {n}",
+        "trace.steps < {s} && input.injection < 0.{d}",
+        "action.params.currency == 'EUR' || action.params.currency == 'USD'",
+    ],
+}
+CLIENT_EFFECTS = {"deny": 3, "require_approval": 2, "redact": 2}  # client rules only tighten
+OTHER_EFFECTS = {"allow": 6, "deny": 3, "require_approval": 2, "redact": 1}
 
 
 def _rules(count: int, rnd: random.Random) -> list[dict]:
     rules = []
     for i in range(count):
         layer = rnd.choices(["vendor", "partner", "client"], weights=[2, 5, 3])[0]
-        effects = (
-            ["deny", "require_approval", "redact"]
-            if layer == "client"
-            else ["allow", "deny", "require_approval", "redact"]
-        )
-        effect = rnd.choice(effects)
+        weights = CLIENT_EFFECTS if layer == "client" else OTHER_EFFECTS
+        effect = rnd.choices(list(weights), weights=list(weights.values()))[0]
         selector: dict[str, list[str]] = {
             "tools": rnd.sample(TOOLS, rnd.choice([1, 1, 2])) if rnd.random() < 0.9 else [],
             "operations": rnd.sample(OPERATIONS, 1) if rnd.random() < 0.5 else [],
@@ -63,9 +85,17 @@ def _rules(count: int, rnd: random.Random) -> list[dict]:
             "variants": [rnd.choice(VARIANTS)] if rnd.random() < 0.3 else [],
         }
         condition = None
-        if rnd.random() < 0.85:
-            condition = rnd.choice(CONDITIONS).format(
-                n=rnd.randint(10, 100000), s=rnd.randint(1, 60), d=rnd.randint(1, 9)
+        # Guardrails always have a condition (an unconditional deny would deny every action it
+        # selects); a fifth of allows are unconditional "this tool is fine here" rules.
+        if effect != "allow" or rnd.random() < 0.8:
+            condition = rnd.choice(CONDITIONS[effect]).format(
+                n=rnd.randint(10, 200000),
+                big=rnd.randint(150000, 200000),
+                s=rnd.randint(1, 70),
+                deep=rnd.randint(55, 75),
+                many=rnd.randint(2, 4),
+                burst=rnd.randint(2, 20),
+                d=rnd.randint(1, 9),
             )
         rule: dict[str, object] = {
             "key": f"rule_{i}",
@@ -82,7 +112,7 @@ def _rules(count: int, rnd: random.Random) -> list[dict]:
         if effect == "redact":
             rule["redact_fields"] = ["email"]
         rules.append(rule)
-    # Broad allow rules per operation, so decisions are not all zero-trust denials.
+    # Broad allow rules per operation, as a vendor pack ships them.
     rules += [
         {
             "key": f"allow_{op}",
