@@ -6,33 +6,44 @@ validated data (selector, CEL condition text, effect, message) and shown.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from .spec import NAME_RE, SpecError, _message, _unique
+
+# A selector names at most 100 values per dimension, each a short name.
+SelectorValue = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class RuleSelector(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    variants: list[str] = Field(default_factory=list)
-    tools: list[str] = Field(default_factory=list)
-    operations: list[str] = Field(default_factory=list)
-    entities: list[str] = Field(default_factory=list)
+    variants: list[SelectorValue] = Field(default_factory=list, max_length=100)
+    tools: list[SelectorValue] = Field(default_factory=list, max_length=100)
+    operations: list[SelectorValue] = Field(default_factory=list, max_length=100)
+    entities: list[SelectorValue] = Field(default_factory=list, max_length=100)
 
 
 class PolicyRule(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    key: str = Field(pattern=NAME_RE)
-    name: str = Field(min_length=1)
+    key: str = Field(pattern=NAME_RE, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
     selector: RuleSelector = Field(default_factory=RuleSelector)
     condition: str | None = Field(default=None, max_length=2000)
     effect: Literal["allow", "deny", "require_approval", "redact"]
     approver_role: Literal["client_admin", "operator"] | None = None
-    redact_fields: list[str] = Field(default_factory=list)
-    message: str = Field(min_length=1)
+    redact_fields: list[SelectorValue] = Field(default_factory=list, max_length=50)
+    message: str = Field(min_length=1, max_length=1000)
     severity: Literal["low", "medium", "high", "critical"] = "medium"
 
     @model_validator(mode="after")

@@ -92,6 +92,10 @@ class RuleTestCase(models.Model):
 
     ruleset = models.ForeignKey(Ruleset, on_delete=models.CASCADE, related_name="test_cases")
     name = models.CharField(max_length=200)
+    # Whose case it is: the partner team's or the client's; only its own side changes or removes it.
+    layer = models.CharField(
+        max_length=10, choices=[("partner", "Partner"), ("client", "Client")], default="partner"
+    )
     deployment = models.ForeignKey(
         "deployments.Deployment", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -138,6 +142,8 @@ class DecisionLog(models.Model):
     matched = models.JSONField(default=list)
     deciding_rule = models.CharField(max_length=64, blank=True)
     layer = models.CharField(max_length=16, blank=True)
+    approver_role = models.CharField(max_length=20, blank=True)
+    redact_fields = models.JSONField(default=list)
     errors = models.JSONField(default=list)
     evaluated_count = models.PositiveIntegerField()
     elapsed_us = models.FloatField()
@@ -148,3 +154,34 @@ class DecisionLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.effect} {self.action_hash[:12]}"
+
+
+class EvaluationKey(models.Model):
+    """A secret that lets an execution plane outside the control plane ask for one deployment's decisions.
+
+    Only a SHA-256 of the secret is stored (the secret is random, 32 bytes); the full key is shown
+    once, when it is made. `prefix` identifies the key in lists and logs.
+    """
+
+    deployment = models.ForeignKey(
+        "deployments.Deployment", on_delete=models.CASCADE, related_name="evaluation_keys"
+    )
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

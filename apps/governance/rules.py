@@ -25,17 +25,34 @@ LAYERS = ("vendor", "partner", "client")
 # Effects a client admin may add: only ones that make the decision stricter.
 CLIENT_EFFECTS = frozenset({"deny", "require_approval", "redact"})
 
-# The variables every condition can read (documented for rule authors in docs and the editor).
-CONTEXT_VARIABLES = frozenset({"action", "agent", "principal", "tenant", "input", "data", "trace", "time"})
+# The variables every condition can read and their fields (documented for rule authors in
+# apps.governance.context.CONTEXT_DOC, shown in the editor). Fields below these (action.params.*,
+# tenant.attributes.*) are free-form maps and are not checked.
+CONTEXT_SCHEMA: dict[str, frozenset[str]] = {
+    "action": frozenset({"tool", "operation", "entity", "params", "target_ids"}),
+    "agent": frozenset({"variant", "version", "deployment", "deployment_name"}),
+    "principal": frozenset({"kind", "id", "role", "channel"}),
+    "tenant": frozenset(
+        {"slug", "name", "jurisdiction", "timezone", "domains", "allowed_hosts", "attributes"}
+    ),
+    "input": frozenset({"injection", "flags"}),
+    "data": frozenset({"classification", "fields", "pii"}),
+    "trace": frozenset({"steps", "cost", "depth"}),
+    "time": frozenset({"now", "weekday", "hour", "business_hours"}),
+}
+CONTEXT_VARIABLES = frozenset(CONTEXT_SCHEMA)
 # Functions we add to CEL's standard library.
 CUSTOM_FUNCTIONS = frozenset({"rate"})
 
 # Cost bound, checked when a ruleset is compiled or published: CEL always terminates, but a long or
 # deeply nested expression, or nested comprehensions over big lists, can still be slow on every action.
 MAX_CONDITION_LENGTH = 1000
+# Rules in one list (a ruleset version or a policy pack).
+MAX_RULES = 500
 MAX_NESTING_DEPTH = 12
 MAX_COMPREHENSIONS = 3
 
+_FIELD_RE = re.compile(r"(?<![\w.])(" + "|".join(CONTEXT_SCHEMA) + r")\s*\.\s*([A-Za-z_]\w*)")
 _MACRO_RE = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,")
 _STRING_RE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
@@ -118,6 +135,18 @@ def check_condition(expression: str) -> tuple[cel.Program | None, list[str]]:
     if unknown:
         known = ", ".join(sorted(CONTEXT_VARIABLES))
         return None, [f"unknown variable {', '.join(unknown)}; a condition can read {known}"]
+    shadowed = set(macros)  # a comprehension variable may reuse a context name
+    wrong = sorted(
+        {
+            f"{variable}.{name}"
+            for variable, name in _FIELD_RE.findall(stripped)
+            if variable not in shadowed and name not in CONTEXT_SCHEMA[variable]
+        }
+    )
+    if wrong:
+        variable = wrong[0].split(".")[0]
+        fields = ", ".join(sorted(CONTEXT_SCHEMA[variable]))
+        return None, [f"unknown field {', '.join(wrong)}; {variable} has {fields}"]
     return program, []
 
 
@@ -130,6 +159,8 @@ def validate_rules(
     vendor rules come from the deployed version's policy pack). Raises RulesetError listing every
     problem with its path.
     """
+    if isinstance(data, list) and len(data) > MAX_RULES:
+        raise RulesetError([{"path": "rules", "message": f"at most {MAX_RULES} rules"}])
     try:
         rules = _RULES.validate_python(data)
     except ValidationError as exc:

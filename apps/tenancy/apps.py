@@ -15,6 +15,17 @@ class TenancyConfig(AppConfig):
         auditlog.register(models.Partner, include_fields=["name", "slug", "contact_email", "is_active"])
         auditlog.register(
             models.Client,
-            include_fields=["name", "slug", "partner", "status", "require_version_change_approval"],
+            include_fields=[
+                "name",
+                "slug",
+                "partner",
+                "status",
+                "require_version_change_approval",
+                "timezone",
+                "jurisdiction",
+                "own_domains",
+                "allowed_hosts",
+                "attributes",
+            ],
         )
         auditlog.register(models.Domain, include_fields=["domain", "is_primary"])

@@ -1,6 +1,8 @@
 """Partners, their client projects (one PostgreSQL schema each) and the clients' host names."""
 
+import math
 import re
+from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +27,46 @@ RESERVED_SLUGS = frozenset(
 def validate_slug_not_reserved(value: str) -> None:
     if value in RESERVED_SLUGS:
         raise ValidationError("This name is reserved; choose another.")
+
+
+HOST_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+ATTRIBUTE_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_HOSTS = 50
+MAX_ATTRIBUTES = 30
+
+
+def validate_timezone(value: str) -> None:
+    if value not in available_timezones():
+        raise ValidationError(f"'{value}' is not a known time zone; use a name like Europe/Paris or UTC.")
+
+
+def validate_host_list(value) -> None:
+    """A list of at most MAX_HOSTS lowercase host names (acme.com, api.acme.com)."""
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of host names.")
+    if len(value) > MAX_HOSTS:
+        raise ValidationError(f"At most {MAX_HOSTS} host names.")
+    bad = [str(host) for host in value if not isinstance(host, str) or not HOST_RE.match(host)]
+    if bad:
+        raise ValidationError(f"Not a host name: {', '.join(bad[:5])} (write them like acme.com).")
+
+
+def validate_attributes(value) -> None:
+    """A flat map of at most MAX_ATTRIBUTES snake_case keys to text (≤ 200), numbers or booleans."""
+    if not isinstance(value, dict):
+        raise ValidationError("Custom attributes are a map of names to values.")
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValidationError(f"At most {MAX_ATTRIBUTES} custom attributes.")
+    for key, item in value.items():
+        if not ATTRIBUTE_KEY_RE.match(str(key)):
+            raise ValidationError(f"'{key}': attribute names are lowercase letters, digits and _ (≤ 40).")
+        if isinstance(item, str):
+            if len(item) > 200:
+                raise ValidationError(f"'{key}': text values are at most 200 characters.")
+        elif item is None or not isinstance(item, bool | int | float):
+            raise ValidationError(f"'{key}': a value is text, a number or true/false.")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValidationError(f"'{key}': a number must be finite.")
 
 
 class Partner(TimeStampedModel):
@@ -65,6 +107,34 @@ class Client(TenantMixin, TimeStampedModel):
     require_version_change_approval = models.BooleanField(
         default=False,
         help_text="Upgrades and rollbacks of deployed agents (including vendor rollouts) wait for approval.",
+    )
+    # What governance rules can read as `tenant.*` (set by the partner; see apps.governance.context).
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone],
+        help_text="IANA time zone (e.g. Europe/Paris); rules read time and business hours in it.",
+    )
+    jurisdiction = models.CharField(
+        max_length=40, blank=True, help_text="Where the client's data is governed, e.g. EU, US-CA, UK."
+    )
+    own_domains = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_host_list],
+        help_text="The client's own domains (e.g. acme.com): mail to others leaves the client.",
+    )
+    allowed_hosts = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_host_list],
+        help_text="Hosts outside calls may reach without approval.",
+    )
+    attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_attributes],
+        help_text="Custom attributes rules read as tenant.attributes: a flat map of text, numbers, booleans.",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

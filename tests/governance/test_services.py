@@ -11,7 +11,7 @@ from apps.governance.models import DecisionLog, RulesetVersion
 from apps.governance.rules import RulesetError
 
 ALLOW = {
-    "key": "allow_updates",
+    "key": "partner_allow_updates",
     "name": "Allow updates",
     "effect": "allow",
     "message": "ok",
@@ -105,7 +105,9 @@ def test_rollback_reactivates_as_a_new_version(world):
         actor=actor,
     )
     v3 = services.ruleset_rollback(client=client, to_version=v1, actor=actor)
-    assert v3.number == 3 and v3.is_active and v3.rules == v1.rules and v3.rolled_back_from_id == v1.pk
+    assert v3.number == 3 and v3.is_active and v3.rolled_back_from_id == v1.pk
+    # The partner rules come back; the client's rule (deny_big) stays: a partner never removes it.
+    assert [r["key"] for r in v3.rules] == ["partner_allow_updates", "deny_big"]
     with tenant_context(client):
         assert RulesetVersion.objects.filter(is_active=True).count() == 1
 
@@ -114,7 +116,7 @@ def test_decision_log_is_append_only(world):
     client = world.client_a
     decision = evaluate(compile_ruleset([ALLOW]), ACTION, {})
     row = services.decision_record(client=client, decision=decision, action=ACTION)
-    assert row.effect == "allow" and row.matched == ["allow_updates"]
+    assert row.effect == "allow" and row.matched == ["partner_allow_updates"]
     with pytest.raises(ApplicationError):
         services.decision_record(client=client, decision=decision, action={**ACTION, "tool": "x"})
     with tenant_context(client):

@@ -620,7 +620,8 @@ def scan_injection(text: str) -> InjectionResult:
     return _result(_scan(text, 0))
 
 
-def _strings(value: object, depth: int = 0) -> Iterator[str]:
+def text_values(value: object, depth: int = 0) -> Iterator[str]:
+    """Every string in a nested value (map keys included), to a depth of 32."""
     if depth > 32:
         return
     if isinstance(value, str):
@@ -629,16 +630,16 @@ def _strings(value: object, depth: int = 0) -> Iterator[str]:
         for key, item in value.items():
             if isinstance(key, str):
                 yield key
-            yield from _strings(item, depth + 1)
+            yield from text_values(item, depth + 1)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            yield from _strings(item, depth + 1)
+            yield from text_values(item, depth + 1)
 
 
 def scan_params(params: Mapping[str, object]) -> InjectionResult:
     """Scan every string (keys and values) in nested params: the strongest per flag over all strings."""
     found: dict[str, float] = {}
-    for text in _strings(params):
+    for text in text_values(params):
         if text.strip():
             _merge(found, _scan(text, 0))
     return _result(found)
