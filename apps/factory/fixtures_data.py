@@ -29,12 +29,17 @@ INITIAL_CHANGELOG = "Initial release."
 
 
 def _fields(*specs: str) -> list[dict]:
-    """Field requirements from "name:type" or "name:type!" (the `!` marks a required field)."""
+    """Field requirements from "name:type", "name:type!" (the `!` marks a required field) or either
+    with "/classification" (e.g. "email:string!/confidential"; a field without one is internal)."""
     fields = []
     for spec in specs:
+        spec, _, classification = spec.partition("/")
         name, _, kind = spec.partition(":")
         required = kind.endswith("!")
-        fields.append({"name": name, "type": kind.rstrip("!") or "string", "required": required})
+        field = {"name": name, "type": kind.rstrip("!") or "string", "required": required}
+        if classification:
+            field["classification"] = classification
+        fields.append(field)
     return fields
 
 
@@ -127,8 +132,8 @@ ITSM_SPEC = {
             "A requester or agent.",
             "id:string!",
             "name:string!",
-            "email:string!",
-            "phone:string",
+            "email:string!/confidential",
+            "phone:string/confidential",
         ),
         _entity(
             "ticket_comment",
@@ -279,7 +284,7 @@ FINANCE_SPEC = {
             "id:string!",
             "number:string!",
             "vendor_id:reference!",
-            "amount_total:decimal!",
+            "amount_total:decimal!/confidential",
             "currency:string!",
             "status:string!",
             "issue_date:date!",
@@ -291,9 +296,9 @@ FINANCE_SPEC = {
             "A payment made (or scheduled) against an invoice.",
             "id:string!",
             "invoice_id:reference!",
-            "amount:decimal!",
+            "amount:decimal!/confidential",
             "paid_at:datetime",
-            "method:string",
+            "method:string/confidential",
         ),
     ],
     "workflows": [
@@ -397,11 +402,11 @@ HR_SPEC = {
             "id:string!",
             "first_name:string!",
             "last_name:string!",
-            "email:string!",
+            "email:string!/confidential",
             "department:string",
             "job_title:string",
             "manager_id:reference",
-            "hire_date:date",
+            "hire_date:date/confidential",
             "status:string!",
         ),
         _entity(
@@ -409,7 +414,7 @@ HR_SPEC = {
             "A request for time off.",
             "id:string!",
             "employee_id:reference!",
-            "leave_type:string!",
+            "leave_type:string!/confidential",
             "start_date:date!",
             "end_date:date!",
             "status:string!",
@@ -527,9 +532,9 @@ VENDOR_SPEC = {
             "A supplier of goods or services.",
             "id:string!",
             "name:string!",
-            "tax_id:string!",
-            "email:string",
-            "phone:string",
+            "tax_id:string!/restricted",
+            "email:string/confidential",
+            "phone:string/confidential",
             "country:string!",
             "status:string!",
         ),
@@ -541,7 +546,7 @@ VENDOR_SPEC = {
             "title:string!",
             "start_date:date!",
             "end_date:date",
-            "value:decimal",
+            "value:decimal/confidential",
             "status:string!",
         ),
         _entity(
@@ -550,7 +555,7 @@ VENDOR_SPEC = {
             "id:string!",
             "vendor_id:reference!",
             "number:string!",
-            "amount:decimal!",
+            "amount:decimal!/confidential",
             "status:string!",
             "order_date:date",
         ),
@@ -665,65 +670,252 @@ VARIANTS = [
 ]
 
 # ---------------------------------------------------------------- policy packs
+#
+# The governance engine decides with zero trust: an action runs only when its tool is in the deployed
+# version's allowlist, at least one `allow` rule matches and no deny/require_approval rule matches
+# (deny > require_approval > redact > allow; a condition that errors counts as matched for
+# deny/require_approval/redact and as not matched for allow). So every pack carries the allow rules
+# for what its agent's workflows do, the shared baseline guards, and its domain's stricter rules.
+# Conditions are CEL over the context documented in apps/governance/context.py; checks on optional
+# parameters start with `has(...)`, since a missing field would otherwise error and fail closed.
 
 
 def _rule(key: str, name: str, effect: str, message: str, *, severity="medium", **extra) -> dict:
     return {"key": key, "name": name, "effect": effect, "message": message, "severity": severity, **extra}
 
 
+READ_TOOLS = ["db.get", "db.query"]
+SEND_TOOLS = ["notify.email", "notify.webhook", "http.request"]
+OUTBOUND_CALL_TOOLS = ["notify.webhook", "http.request"]
+
+# One plain address (no lists, display names or separators) whose domain is one of the client's own.
+# endsWith on '@' + domain: exact domains only (a subdomain must be listed itself); no regex is built
+# from a domain, since its dots would match any character.
+INSIDE_DOMAINS = (
+    "action.params.to.matches('^[^@\\\\s,;<>\"]+@[^@\\\\s,;<>\"]+$')"
+    " && tenant.domains.exists(d, action.params.to.endsWith('@' + d))"
+)
+# An https URL without user info or odd characters whose host is exactly one of the allowed hosts
+# (followed by the end, a port, a path, a query or a fragment).
+ALLOWED_HOST_URL = (
+    "action.params.url.matches('^https://[^/?#@\\\\\\\\:\\\\s]+(:[0-9]{1,5})?([/?#][^\\\\\\\\\\\\s]*)?$')"
+    " && tenant.allowed_hosts.exists(h, (action.params.url + '/').startsWith('https://' + h + '/')"
+    " || action.params.url.startsWith('https://' + h + ':')"
+    " || action.params.url.startsWith('https://' + h + '?')"
+    " || action.params.url.startsWith('https://' + h + '#'))"
+)
+# PII kinds that never leave in a message without a person's approval (apps.governance.guards.pii).
+PAYMENT_AND_ID_PII = "['iban', 'card', 'national_id', 'us_ssn', 'fr_nir', 'es_dni', 'es_nie', 'de_idnr']"
+INJECTION_DENY = 0.7
+INJECTION_HOLD = 0.5  # the injection guard's own threshold: a likely attack
+
+
+def _baseline_rules(*, outside_mail: str = "deny") -> list[dict]:
+    """The guards every pack starts with.
+
+    `outside_mail` is what mail to an address outside the client's domains gets: denied, or for an
+    agent whose correspondents are outside by nature (vendors), held for an operator.
+    """
+    if outside_mail == "deny":
+        mail_rule = _rule(
+            "deny_email_outside_domains",
+            "Mail goes only to the client's own domains",
+            "deny",
+            "Agents only send mail to one address in the client's own domains.",
+            severity="high",
+            selector={"tools": ["notify.email"]},
+            condition=f"!({INSIDE_DOMAINS})",
+        )
+    else:
+        mail_rule = _rule(
+            "approve_email_outside_domains",
+            "Mail outside the client's domains needs an operator",
+            "require_approval",
+            "This message goes outside the client's domains; an operator checks it first.",
+            severity="high",
+            selector={"tools": ["notify.email"]},
+            condition=f"!({INSIDE_DOMAINS})",
+            approver_role="operator",
+        )
+    return [
+        _rule(
+            "deny_deletes",
+            "Agents never delete records",
+            "deny",
+            "Agents do not delete records; ask a person to do it in the source system.",
+            severity="high",
+            selector={"operations": ["delete"]},
+        ),
+        _rule(
+            "deny_unscoped_updates",
+            "Updates name exactly one record",
+            "deny",
+            "A bulk update (without exactly one record id) is not allowed.",
+            severity="high",
+            selector={"tools": ["db.update"]},
+            condition=(
+                "!has(action.params.id) || string(action.params.id) == ''"
+                " || (has(action.target_ids) && size(action.target_ids) > 1)"
+            ),
+        ),
+        _rule(
+            "deny_prompt_injection",
+            "No action on a likely prompt injection",
+            "deny",
+            "The request text looks like a prompt-injection attack; the action is blocked.",
+            severity="critical",
+            condition=f"input.injection >= {INJECTION_DENY}",
+        ),
+        _rule(
+            "approve_suspicious_input",
+            "Suspicious request text needs an operator",
+            "require_approval",
+            "The request text may be a prompt-injection attempt; an operator confirms the action.",
+            severity="high",
+            condition=f"input.injection >= {INJECTION_HOLD}",
+            approver_role="operator",
+        ),
+        _rule(
+            "stop_runaway_loops",
+            "Step budget per task",
+            "deny",
+            "This task has used its step budget (50 actions).",
+            severity="high",
+            condition="trace.steps > 50",
+        ),
+        mail_rule,
+        _rule(
+            "deny_email_copies",
+            "No copies of agent mail",
+            "deny",
+            "Agent mail has one recipient: no cc or bcc.",
+            severity="high",
+            selector={"tools": ["notify.email"]},
+            condition="has(action.params.cc) || has(action.params.bcc)",
+        ),
+        _rule(
+            "approve_email_bursts",
+            "Mail bursts need an operator",
+            "require_approval",
+            "This agent sent 100 messages in the last hour; an operator confirms the next ones.",
+            selector={"tools": ["notify.email"]},
+            condition="rate('tool:notify.email', 3600) >= 100",
+            approver_role="operator",
+        ),
+        _rule(
+            "approve_external_calls",
+            "Outbound calls to hosts outside the allow-list need approval",
+            "require_approval",
+            "This call goes to a host outside the client's allow-list (or not over https); "
+            "a client admin must approve it.",
+            severity="high",
+            selector={"tools": OUTBOUND_CALL_TOOLS},
+            condition=f"!({ALLOWED_HOST_URL})",
+            approver_role="client_admin",
+        ),
+        _rule(
+            "approve_payment_and_id_data_out",
+            "Payment details and national ids leave only with approval",
+            "require_approval",
+            "The message carries a card number, IBAN or national id; a client admin must approve it.",
+            severity="high",
+            selector={"tools": SEND_TOOLS},
+            condition=f"data.pii.exists(k, k in {PAYMENT_AND_ID_PII})",
+            approver_role="client_admin",
+        ),
+    ]
+
+
+def _allow_reads(entities: list[str], **extra) -> dict:
+    return _rule(
+        "allow_reads",
+        "Read the agent's records",
+        "allow",
+        "Reading these records is allowed.",
+        severity="low",
+        selector={"tools": READ_TOOLS, **({"entities": entities} if entities else {})},
+        **extra,
+    )
+
+
+def _allow(key: str, name: str, tools: list[str], entities: list[str] | None = None) -> dict:
+    selector: dict = {"tools": tools}
+    if entities:
+        selector["entities"] = entities
+    return _rule(
+        key, name, "allow", f"Allowed: {name[0].lower()}{name[1:]}.", severity="low", selector=selector
+    )
+
+
+def _only_fields(key: str, entity: str, fields: list[str]) -> dict:
+    """Deny a db.update of `entity` that names any parameter but `id` and `fields`."""
+    listed = ", ".join(f"'{name}'" for name in ["id", *fields])
+    return _rule(
+        key,
+        f"Updates of {entity} change only {', '.join(fields)}",
+        "deny",
+        f"An agent may only change {', '.join(fields)} of a {entity.replace('_', ' ')}.",
+        severity="high",
+        selector={"tools": ["db.update"], "entities": [entity]},
+        condition=f"action.params.exists(k, !(k in [{listed}]))",
+    )
+
+
+ALLOW_EMAIL = _allow("allow_email", "Send mail", ["notify.email"])
+
+BASELINE_RULES = _baseline_rules()
+
 POLICY_PACKS = [
     {
         "key": "baseline",
         "name": "Baseline",
-        "description": "Vendor rules for every agent: no deletes, scoped updates, outbound calls held.",
+        "description": (
+            "Vendor rules for every agent: no deletes, scoped updates, injection and loop guards, mail only "
+            "inside the client, outbound calls held; the base agent reads non-sensitive data and sends mail."
+        ),
         "rules": [
-            _rule(
-                "deny_deletes",
-                "Agents never delete records",
-                "deny",
-                "Agents do not delete records; ask a person to do it in the source system.",
-                severity="high",
-                selector={"operations": ["delete"]},
+            *BASELINE_RULES,
+            _allow_reads(
+                [],
+                condition="data.classification in ['public', 'internal']",
             ),
             _rule(
-                "deny_unscoped_updates",
-                "Updates name exactly one record",
-                "deny",
-                "A bulk update (without a record id) is not allowed.",
-                severity="high",
-                selector={"tools": ["db.update"]},
-                condition="!has(action.params.id) || action.params.id == ''",
-            ),
-            _rule(
-                "approve_external_calls",
-                "Outbound calls to hosts outside the allow-list need approval",
+                "approve_sensitive_reads",
+                "Reading confidential data needs a client admin",
                 "require_approval",
-                "This call leaves the client's network; a client admin must approve it.",
-                selector={"tools": ["notify.webhook", "http.request"]},
-                condition="!(action.params.host in tenant.allowed_hosts)",
+                "The generic agent reads confidential or restricted data only with a client admin's "
+                "approval.",
+                selector={"tools": READ_TOOLS},
+                condition="data.classification in ['confidential', 'restricted']",
                 approver_role="client_admin",
             ),
-            _rule(
-                "stop_runaway_loops",
-                "Step budget per task",
-                "deny",
-                "This task has used its step budget.",
-                condition="trace.steps > 50",
-            ),
+            ALLOW_EMAIL,
         ],
     },
     {
         "key": "itsm-baseline",
         "name": "ITSM baseline",
-        "description": "Service desk rules: critical priority needs a person; internal notes stay internal.",
+        "description": (
+            "Service desk rules: read tickets, people and comments; update tickets and add comments; "
+            "critical priority needs a person; internal notes stay internal."
+        ),
         "rules": [
+            *BASELINE_RULES,
+            _allow_reads(ITSM_ENTITIES),
+            _allow("allow_comment_inserts", "Add ticket comments", ["db.insert"], ["ticket_comment"]),
+            _allow("allow_ticket_updates", "Update tickets", ["db.update"], ["ticket"]),
+            _only_fields(
+                "deny_other_ticket_fields",
+                "ticket",
+                ["status", "priority", "category", "assignee_id", "team_id", "resolved_at", "due_at"],
+            ),
             _rule(
                 "approve_critical_priority",
                 "Setting critical priority needs an operator",
                 "require_approval",
                 "Only a person may raise a ticket to critical.",
                 selector={"tools": ["db.update"], "entities": ["ticket"]},
-                condition="action.params.priority == 'critical'",
+                condition="has(action.params.priority) && action.params.priority == 'critical'",
                 approver_role="operator",
             ),
             _rule(
@@ -735,23 +927,22 @@ POLICY_PACKS = [
                 condition="has(action.params.is_internal) && action.params.is_internal == true",
                 redact_fields=["body"],
             ),
+            ALLOW_EMAIL,
+            _allow("allow_paging", "Page on-call by webhook", ["notify.webhook"]),
         ],
     },
     {
         "key": "finance-baseline",
         "name": "Finance baseline",
-        "description": "Accounts payable rules: large payments need approval; amounts never change.",
+        "description": (
+            "Accounts payable rules: read invoices and payments, record payments and invoice status; "
+            "large or out-of-hours payments need approval; amounts never change."
+        ),
         "rules": [
-            _rule(
-                "approve_large_payments",
-                "Payments above 10,000 need a client admin",
-                "require_approval",
-                "Payments above 10,000 are approved by a client admin.",
-                severity="high",
-                selector={"tools": ["db.insert"], "entities": ["payment"]},
-                condition="action.params.amount > 10000",
-                approver_role="client_admin",
-            ),
+            *BASELINE_RULES,
+            _allow_reads(["invoice", "payment"]),
+            _allow("allow_payment_inserts", "Record payments", ["db.insert"], ["payment"]),
+            _allow("allow_invoice_updates", "Update invoice status", ["db.update"], ["invoice"]),
             _rule(
                 "deny_amount_changes",
                 "Invoice amounts never change",
@@ -761,13 +952,86 @@ POLICY_PACKS = [
                 selector={"tools": ["db.update"], "entities": ["invoice"]},
                 condition="has(action.params.amount_total)",
             ),
+            _only_fields("deny_other_invoice_fields", "invoice", ["status", "paid_at"]),
+            _rule(
+                "deny_payments_without_invoice",
+                "A payment pays one invoice",
+                "deny",
+                "A payment must name the invoice it pays.",
+                severity="high",
+                selector={"tools": ["db.insert"], "entities": ["payment"]},
+                condition="!has(action.params.invoice_id) || string(action.params.invoice_id) == ''",
+            ),
+            _rule(
+                "deny_non_positive_payments",
+                "Payment amounts are positive",
+                "deny",
+                "A payment needs a positive amount.",
+                severity="high",
+                selector={"tools": ["db.insert"], "entities": ["payment"]},
+                condition="double(action.params.amount) <= 0.0",
+            ),
+            _rule(
+                "approve_large_payments",
+                "Payments above 10,000 need a client admin",
+                "require_approval",
+                "Payments above 10,000 are approved by a client admin.",
+                severity="high",
+                selector={"tools": ["db.insert"], "entities": ["payment"]},
+                condition="double(action.params.amount) > 10000.0",
+                approver_role="client_admin",
+            ),
+            _rule(
+                "approve_payments_out_of_hours",
+                "Payments outside business hours need an operator",
+                "require_approval",
+                "Payments recorded outside business hours are confirmed by an operator.",
+                selector={"tools": ["db.insert"], "entities": ["payment"]},
+                condition="!time.business_hours",
+                approver_role="operator",
+            ),
+            ALLOW_EMAIL,
         ],
     },
     {
         "key": "hr-baseline",
         "name": "HR baseline",
-        "description": "HR rules: personal fields are redacted from notifications; no bulk reads.",
+        "description": (
+            "HR rules: read employees and leave requests a few at a time, record new employees and "
+            "leave decisions; employee status changes need approval; personal fields stay out of messages."
+        ),
         "rules": [
+            *BASELINE_RULES,
+            _allow_reads(["employee", "leave_request"]),
+            _rule(
+                "deny_bulk_employee_reads",
+                "No bulk reads of employee records",
+                "deny",
+                "Employee records are read a few at a time: give a filter and a limit of at most 10.",
+                selector={"tools": ["db.query"], "entities": ["employee"]},
+                condition=(
+                    "!has(action.params.filter) || size(action.params.filter) == 0"
+                    " || !has(action.params.limit) || int(action.params.limit) > 10"
+                ),
+            ),
+            _allow("allow_employee_inserts", "Record new employees", ["db.insert"], ["employee"]),
+            _allow(
+                "allow_status_updates",
+                "Update leave requests and employee status",
+                ["db.update"],
+                ["leave_request", "employee"],
+            ),
+            _only_fields("deny_other_leave_fields", "leave_request", ["status"]),
+            _only_fields("deny_other_employee_fields", "employee", ["status"]),
+            _rule(
+                "approve_employee_status_changes",
+                "Employee status changes need a client admin",
+                "require_approval",
+                "Changing an employee's status (a leaver, a suspension) is approved by a client admin.",
+                severity="high",
+                selector={"tools": ["db.update"], "entities": ["employee"]},
+                approver_role="client_admin",
+            ),
             _rule(
                 "redact_personal_fields",
                 "Personal fields stay out of notifications",
@@ -780,39 +1044,84 @@ POLICY_PACKS = [
                 },
                 redact_fields=["email", "hire_date", "manager_id", "leave_type"],
             ),
-            _rule(
-                "deny_bulk_employee_reads",
-                "No bulk reads of employee records",
-                "deny",
-                "Employee records are read a few at a time.",
-                selector={"tools": ["db.query"], "entities": ["employee"]},
-                condition="action.params.limit > 50",
-            ),
+            ALLOW_EMAIL,
         ],
     },
     {
         "key": "vendor-baseline",
         "name": "Vendor management baseline",
-        "description": "Vendor rules: large contracts need approval; tax ids never change.",
+        "description": (
+            "Vendor rules: read vendors, contracts and orders; record vendors for review and renew "
+            "contracts; activation, contact changes and large contracts need approval; tax ids never "
+            "change; mail to vendors is checked by an operator."
+        ),
         "rules": [
+            *_baseline_rules(outside_mail="require_approval"),
+            _allow_reads(VENDOR_ENTITIES),
+            _allow("allow_vendor_inserts", "Record new vendors", ["db.insert"], ["vendor"]),
             _rule(
-                "approve_large_contracts",
-                "Contracts above 100,000 need a client admin",
-                "require_approval",
-                "Contracts above 100,000 are approved by a client admin.",
-                selector={"tools": ["db.insert", "db.update"], "entities": ["contract"]},
-                condition="action.params.value > 100000",
-                approver_role="client_admin",
+                "deny_vendors_not_pending_review",
+                "New vendors start in review",
+                "deny",
+                "A new vendor is recorded with status pending_review; a person activates it.",
+                severity="high",
+                selector={"tools": ["db.insert"], "entities": ["vendor"]},
+                condition="!has(action.params.status) || action.params.status != 'pending_review'",
             ),
+            _allow("allow_updates", "Update vendors and contracts", ["db.update"], ["vendor", "contract"]),
             _rule(
                 "deny_tax_id_changes",
                 "A vendor's tax id never changes",
                 "deny",
                 "Agents do not change a vendor's tax id.",
-                severity="high",
+                severity="critical",
                 selector={"tools": ["db.update"], "entities": ["vendor"]},
                 condition="has(action.params.tax_id)",
             ),
+            _only_fields("deny_other_vendor_fields", "vendor", ["status", "email", "phone"]),
+            _only_fields("deny_other_contract_fields", "contract", ["status", "end_date", "value"]),
+            _rule(
+                "approve_vendor_activation",
+                "Activating a vendor needs a client admin",
+                "require_approval",
+                "A client admin activates a vendor after its review.",
+                severity="high",
+                selector={"tools": ["db.update"], "entities": ["vendor"]},
+                condition="has(action.params.status) && action.params.status == 'active'",
+                approver_role="client_admin",
+            ),
+            _rule(
+                "approve_vendor_contact_changes",
+                "Changing a vendor's contact details needs a client admin",
+                "require_approval",
+                "Changed vendor contact details are a common payment-fraud route; "
+                "a client admin confirms them.",
+                severity="high",
+                selector={"tools": ["db.update"], "entities": ["vendor"]},
+                condition="has(action.params.email) || has(action.params.phone)",
+                approver_role="client_admin",
+            ),
+            _rule(
+                "approve_large_contracts",
+                "Contracts above 100,000 need a client admin",
+                "require_approval",
+                "Contracts above 100,000 are approved by a client admin.",
+                severity="high",
+                selector={"tools": ["db.insert", "db.update"], "entities": ["contract"]},
+                condition="has(action.params.value) && double(action.params.value) > 100000.0",
+                approver_role="client_admin",
+            ),
+            _rule(
+                "approve_non_get_requests",
+                "Outbound requests only read",
+                "require_approval",
+                "Screening calls only read (GET); any other request is approved by a client admin.",
+                selector={"tools": ["http.request"]},
+                condition="has(action.params.method) && action.params.method != 'GET'",
+                approver_role="client_admin",
+            ),
+            ALLOW_EMAIL,
+            _allow("allow_screening_requests", "Call the screening service", ["http.request"]),
         ],
     },
 ]

@@ -32,10 +32,20 @@ class ToolSpec(_Strict):
 
 
 class FieldRequirement(_Strict):
+    """A canonical field the agent needs, its type, and how sensitive its data is.
+
+    `classification` feeds governance: an action's `data.classification` is the highest level among
+    the fields it touches (public < internal < confidential < restricted), so rules can hold or deny
+    actions on sensitive data. Contact details and amounts are typically confidential; national or
+    tax identifiers and bank details restricted. Unmarked fields are internal.
+    """
+
     name: str = Field(pattern=NAME_RE)
     type: Literal[FIELD_TYPES] = "string"  # type: ignore[valid-type]
     required: bool = False
     description: str = ""
+    # Lowest first; apps.governance.context compares them in this order.
+    classification: Literal["public", "internal", "confidential", "restricted"] = "internal"
 
 
 class EntityRequirement(_Strict):

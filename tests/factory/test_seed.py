@@ -62,6 +62,16 @@ def test_seeded_canonical_fields(world):
         "requester_id", "assignee_id", "team_id", "created_at", "updated_at", "resolved_at", "due_at",
     ]  # fmt: skip
     assert fields["subject"]["required"] and not fields["resolved_at"]["required"]
+    assert {field["classification"] for field in fields.values()} == {"internal"}
+    person = next(entity for entity in itsm["data"] if entity["name"] == "person")
+    assert {f["name"]: f["classification"] for f in person["fields"]} == {
+        "id": "internal",
+        "name": "internal",
+        "email": "confidential",
+        "phone": "confidential",
+    }
+    vendor = AgentVariant.objects.get(key="vendor").versions.get().spec["data"][0]
+    assert next(f for f in vendor["fields"] if f["name"] == "tax_id")["classification"] == "restricted"
 
 
 def test_seeded_policy_packs(world):
@@ -73,8 +83,15 @@ def test_seeded_policy_packs(world):
         assert validate_rules(version.rules) == version.rules
     finance = packs["finance-baseline"].versions.get().rules
     assert any(
-        rule["effect"] == "require_approval" and rule["condition"] == "action.params.amount > 10000"
+        rule["effect"] == "require_approval"
+        and rule["approver_role"] == "client_admin"
+        and rule["condition"] == "double(action.params.amount) > 10000.0"
         for rule in finance
     )
+    # Zero trust: every pack allows what its agent does, and carries the shared baseline guards.
+    for pack in packs.values():
+        rules = pack.versions.get().rules
+        assert any(rule["effect"] == "allow" for rule in rules), pack.key
+        assert {"deny_deletes", "stop_runaway_loops"} <= {rule["key"] for rule in rules}, pack.key
     hr = packs["hr-baseline"].versions.get().rules
     assert any(rule["effect"] == "redact" and "email" in rule["redact_fields"] for rule in hr)

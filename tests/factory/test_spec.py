@@ -62,6 +62,22 @@ def test_cross_reference_errors(change, message):
     assert any(message in error["message"] for error in errors_of(validate_spec, spec))
 
 
+def test_field_classification_defaults_to_internal_and_takes_four_levels():
+    spec = small_spec()
+    spec["data"][0]["fields"][1]["classification"] = "confidential"
+    fields = validate_spec(spec)["data"][0]["fields"]
+    assert [field["classification"] for field in fields] == ["internal", "confidential", "internal"]
+    spec["data"][0]["fields"][2]["classification"] = "secret"
+    assert [error["path"] for error in errors_of(validate_spec, spec)] == ["data.0.fields.2.classification"]
+    text = spec_to_yaml(validate_spec(small_spec()))
+    lines = text.splitlines()
+    line = lines.index("      - name: subject") + 4  # name, type, required, then classification
+    assert lines[line - 1] == "        classification: internal"
+    lines[line - 1] = "        classification: top-secret"
+    [error] = errors_of(parse_spec_yaml, "\n".join(lines))
+    assert (error["path"], error["line"]) == ("data.0.fields.1.classification", line)
+
+
 def test_yaml_round_trip_is_stable_and_ordered():
     spec = validate_spec(small_spec())
     text = spec_to_yaml(spec)

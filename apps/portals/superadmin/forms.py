@@ -129,3 +129,20 @@ class DeploymentDecisionForm(StyledForm):
         if cleaned.get("decision", "").startswith("reject") and not cleaned.get("reason", "").strip():
             self.add_error("reason", "Give a reason for the rejection.")
         return cleaned
+
+
+# --- Policy packs -------------------------------------------------------------
+
+
+class PolicyPackVersionForm(StyledForm):
+    """A new version of a policy pack: its rules as YAML, a version number above the latest, a changelog."""
+
+    rules = forms.CharField(
+        label="Rules (YAML)",
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 28, "spellcheck": "false", "class": "font-monospace"}),
+    )
+    version = forms.CharField(
+        max_length=32, validators=[semver_validator], help_text="MAJOR.MINOR.PATCH, above the latest version."
+    )
+    changelog = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="What changed and why.")

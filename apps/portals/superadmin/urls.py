@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import factory_views, rollout_views, views
+from . import factory_views, pack_views, rollout_views, views
 
 app_name = "superadmin"
 
@@ -35,6 +35,15 @@ urlpatterns = [
     ),
     path("factory/<slug:key>/diff/", factory_views.version_diff, name="version_diff"),
     path("factory/<slug:key>/rebase/", factory_views.variant_rebase, name="variant_rebase"),
+    # Policy packs
+    path("packs/<slug:key>/", pack_views.pack_detail, name="pack_detail"),
+    path("packs/<slug:key>/versions/new/", pack_views.pack_version_new, name="pack_version_new"),
+    path("packs/<slug:key>/versions/check/", pack_views.pack_version_check, name="pack_version_check"),
+    path(
+        "packs/<slug:key>/versions/<str:version>/",
+        pack_views.pack_version_detail,
+        name="pack_version_detail",
+    ),
     # Rollouts
     path("rollouts/", rollout_views.rollout_list, name="rollout_list"),
     path("rollouts/new/", rollout_views.rollout_create, name="rollout_create"),
