@@ -5,10 +5,11 @@ touch is decided by the scoped selectors the views call (`access_client`,
 `deployment_get`), which answer 404 for anything out of scope.
 """
 
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from apps.accounts.access import client_membership_of, is_platform_admin, partner_membership_of
 from apps.accounts.models import ClientRole
+from apps.governance.models import EvaluationKey
 
 # Who may move a deployment, by side: the partner builds and runs it, the client (or the vendor) approves.
 PARTNER_ACTIONS = frozenset({"submit", "revise", "deploy", "pause", "resume", "retire", "change_version"})
@@ -96,3 +97,78 @@ class CanTransitionDeployment(BasePermission):
         if not isinstance(action, str):
             return True
         return action not in DEPLOYMENT_ACTIONS or action in allowed
+
+
+# --- Governance ---------------------------------------------------------------------
+
+
+def reads_governance(request) -> bool:
+    """Whether the user may read a client's governance (ruleset, versions, test cases, decisions) here.
+
+    Platform host: platform admins and partner teams (which clients: `access_client` in the view).
+    A client's host: every member of that client.
+    """
+    client = getattr(request, "tenant", None)
+    if client is None:
+        return is_platform_admin(request.user) or partner_membership_of(request.user) is not None
+    return client_membership_of(request.user, client) is not None
+
+
+def governance_layer_for(request) -> str | None:
+    """The rule layer this user writes on this host, or None for those who may only read.
+
+    Platform host: partner staff write `partner` rules (the vendor's rules are its policy packs).
+    A client's host: its client admins write `client` rules, publish, and manage test cases;
+    operators and viewers read.
+    """
+    client = getattr(request, "tenant", None)
+    if client is None:
+        return "partner" if partner_membership_of(request.user) is not None else None
+    membership = client_membership_of(request.user, client)
+    return "client" if membership is not None and membership.role == ClientRole.CLIENT_ADMIN else None
+
+
+class GovernanceAccess(BasePermission):
+    """Read a client's governance (safe methods), or change its draft rules, publish, test (the others).
+
+    Readers and writers per host are `reads_governance` and `governance_layer_for`.
+    """
+
+    message = "You have no access to this client's governance."
+
+    def has_permission(self, request, view) -> bool:
+        if not reads_governance(request):
+            return False
+        if request.method in SAFE_METHODS:
+            return True
+        if governance_layer_for(request) is None:
+            self.message = "Your role may read this client's governance but not change it."
+            return False
+        return True
+
+
+class IsEvaluationKey(BasePermission):
+    """A client's host, and the request carries one of its evaluation keys (not a user session or token).
+
+    Decisions for an outside execution plane are asked for by the deployment's key alone, so a
+    person's credentials can never stand in for a deployment.
+    """
+
+    message = "Only an evaluation key may ask for decisions: send `Authorization: Bearer tpk_…`."
+
+    def has_permission(self, request, view) -> bool:
+        return getattr(request, "tenant", None) is not None and isinstance(request.auth, EvaluationKey)
+
+
+class ReadsDecisionContents(BasePermission):
+    """The decision log's entries (actions, contexts): the client's people and its partner team.
+
+    The vendor sees only counts of a client's decisions, never their contents.
+    """
+
+    message = "The vendor sees only counts of a client's decisions, not the decisions."
+
+    def has_permission(self, request, view) -> bool:
+        if _on_platform_host(request):
+            return partner_membership_of(request.user) is not None
+        return True

@@ -4,7 +4,7 @@ from csp.decorators import csp_update
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import deployments, factory, views
+from . import deployments, factory, governance, views
 
 app_name = "api"
 
@@ -13,6 +13,24 @@ urlpatterns = [
     path("me", views.MeApi.as_view(), name="me"),
     path("activity", views.ActivityListApi.as_view(), name="activity"),
     path("auth/token", views.TokenObtainApi.as_view(), name="token"),
+]
+
+# A client's governance, served on both hosts by the same views: under `clients/<client_id>/governance/` on
+# the platform host (the vendor reads, the client's partner team writes partner rules) and under
+# `governance/` on the client's own host (its members read, its admins write client rules).
+governance_routes = [
+    ("ruleset", governance.RulesetApi.as_view(), "ruleset"),
+    ("versions", governance.RulesetVersionListApi.as_view(), "version_list"),
+    ("versions/<int:number>", governance.RulesetVersionDetailApi.as_view(), "version_detail"),
+    ("rules", governance.RuleListCreateApi.as_view(), "rule_list"),
+    ("rules/<slug:key>", governance.RuleDetailApi.as_view(), "rule_detail"),
+    ("publish", governance.RulesetPublishApi.as_view(), "publish"),
+    ("test-cases", governance.RuleTestCaseListCreateApi.as_view(), "test_case_list"),
+    ("test-cases/<int:pk>", governance.RuleTestCaseDetailApi.as_view(), "test_case_detail"),
+    ("replay", governance.RulesetReplayApi.as_view(), "replay"),
+    ("shadow-report", governance.ShadowReportApi.as_view(), "shadow_report"),
+    ("decisions", governance.DecisionListApi.as_view(), "decision_list"),
+    ("decisions/<int:pk>", governance.DecisionDetailApi.as_view(), "decision_detail"),
 ]
 
 # The platform host: the factory, and each client's deployments as its partner team or the vendor sees them.
@@ -41,6 +59,25 @@ platform_urlpatterns = [
         deployments.ClientDeploymentTransitionApi.as_view(),
         name="client_deployment_transition",
     ),
+    *[
+        path(f"clients/<int:client_id>/governance/{route}", view, name=f"client_governance_{name}")
+        for route, view, name in governance_routes
+    ],
+    path(
+        "clients/<int:client_id>/governance/rollback",
+        governance.RulesetRollbackApi.as_view(),
+        name="client_governance_rollback",
+    ),
+    path(
+        "clients/<int:client_id>/deployments/<int:deployment_id>/evaluation-keys",
+        governance.EvaluationKeyListCreateApi.as_view(),
+        name="client_deployment_evaluation_keys",
+    ),
+    path(
+        "clients/<int:client_id>/deployments/<int:deployment_id>/evaluation-keys/<int:pk>/revoke",
+        governance.EvaluationKeyRevokeApi.as_view(),
+        name="client_deployment_evaluation_key_revoke",
+    ),
 ]
 
 # A client's host: that client's own deployments.
@@ -53,6 +90,12 @@ client_urlpatterns = [
         deployments.DeploymentTransitionApi.as_view(),
         name="deployment_transition",
     ),
+    # An execution plane outside the control plane asks for decisions with an evaluation key.
+    path("governance/evaluate", governance.DecisionEvaluateApi.as_view(), name="governance_evaluate"),
+    *[
+        path(f"governance/{route}", view, name=f"governance_{name}")
+        for route, view, name in governance_routes
+    ],
 ]
 
 
