@@ -57,6 +57,28 @@ def client_set_version_change_approval(*, client: Client, required: bool, actor)
     return client
 
 
+# What governance rules read as `tenant.*`, set by the client's partner team.
+GOVERNANCE_SETTINGS = ("timezone", "jurisdiction", "own_domains", "allowed_hosts", "attributes")
+
+
+@transaction.atomic
+def client_governance_settings_update(*, client: Client, actor, **fields) -> Client:
+    """Set what the client's governance rules read as `tenant.*`: any of GOVERNANCE_SETTINGS.
+
+    Validated with the model's validators (ValidationError per field; nothing is saved when one
+    fails); the changes are in the audit log with their before and after values.
+    """
+    unknown = sorted(set(fields) - set(GOVERNANCE_SETTINGS))
+    if unknown:
+        raise ApplicationError(f"Not a governance setting: {', '.join(unknown)}.")
+    client = Client.objects.select_for_update().get(pk=client.pk)
+    for name, value in fields.items():
+        setattr(client, name, value.strip() if isinstance(value, str) else value)
+    client.full_clean()
+    client.save(update_fields=[*fields, "updated_at"])
+    return client
+
+
 def client_domain_for(slug: str) -> str:
     """The client's host name on the platform domain (`<slug>.<PLATFORM_DOMAIN>`)."""
     return f"{slug}.{settings.PLATFORM_DOMAIN}"

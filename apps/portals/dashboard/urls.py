@@ -14,4 +14,12 @@ urlpatterns = [
     path("agents/", views.deployment_list, name="deployment_list"),
     path("agents/<int:deployment_id>/", views.deployment_detail, name="deployment_detail"),
     path("agents/<int:deployment_id>/decide/", views.deployment_decide, name="deployment_decide"),
+    # Governance: the rules that govern the client, its own stricter rules, its decision log
+    path("rules/", views.rule_list, name="rule_list"),
+    path("rules/new/", views.rule_create, name="rule_create"),
+    path("rules/publish/", views.ruleset_publish, name="ruleset_publish"),
+    path("rules/<slug:key>/edit/", views.rule_edit, name="rule_edit"),
+    path("rules/<slug:key>/delete/", views.rule_delete, name="rule_delete"),
+    path("decisions/", views.decision_list, name="decision_list"),
+    path("decisions/<int:pk>/", views.decision_detail, name="decision_detail"),
 ]

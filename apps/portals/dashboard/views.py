@@ -22,11 +22,23 @@ from apps.deployments import selectors as deployment_selectors
 from apps.deployments import services as deployment_services
 from apps.deployments.models import Deployment
 from apps.factory.diff import spec_diff
+from apps.governance import selectors as governance_selectors
+from apps.governance import services as governance_services
+from apps.governance.context import CONTEXT_DOC
+from apps.governance.diff import rules_diff
+from apps.governance.rules import RulesetError
 from apps.tenancy import services as tenancy_services
 from apps.tenancy.models import Client
 from apps.tenancy.selectors import client_activity
 
-from .forms import ClientSettingsForm, ClientUserInviteForm, ClientUserRoleForm, DeploymentDecisionForm
+from .forms import (
+    ClientRuleForm,
+    ClientSettingsForm,
+    ClientUserInviteForm,
+    ClientUserRoleForm,
+    DecisionFilterForm,
+    DeploymentDecisionForm,
+)
 
 ADMIN_ONLY = [ClientRole.CLIENT_ADMIN]
 HOME_USERS_SHOWN = 5
@@ -267,3 +279,241 @@ def client_settings(request: ClientRequest) -> HttpResponse:
         "portals/dashboard/client_settings.html",
         {"form": form, "client": client, "crumbs": _crumbs(("Settings", None))},
     )
+
+
+# --- Governance: the rules that govern the client, its own stricter rules, its decisions ---------
+
+LAYERS = [
+    ("vendor", "Vendor rules", "From the agents' policy packs; locked, they always apply."),
+    ("partner", "Partner rules", "Written by your delivery partner's team."),
+    ("client", "Your rules", "Written by your client admins; they can only make decisions stricter."),
+]
+CLIENT_LAYER = "client"
+
+
+def _rule_layers(rules: list[dict]) -> list[tuple[str, str, str, list[dict]]]:
+    """The rules grouped by layer, in the order the engine layers them: (layer, title, note, rules)."""
+    return [(layer, title, note, [r for r in rules if r["layer"] == layer]) for layer, title, note in LAYERS]
+
+
+def _check_messages(errors: list[dict], rules: list[dict]) -> list[dict]:
+    """Publish-check errors or warnings with their path told in words: which rule, or which test case."""
+    described = []
+    for error in errors:
+        path = error.get("path") or ""
+        where = path
+        index = path.removeprefix("rules[").split("]", 1)[0] if path.startswith("rules[") else ""
+        if index.isdigit() and int(index) < len(rules):
+            rest = path.split("]", 1)[1].lstrip(".")
+            where = f"Rule {rules[int(index)]['key']}" + (f" ({rest})" if rest else "")
+        elif path.startswith("test:"):
+            where = f"Test case “{path.removeprefix('test:')}”"
+        described.append({"where": where, "message": error["message"]})
+    return described
+
+
+def _not_yours(rule: dict) -> str:
+    return f"{rule['key']} is a {rule['layer']} rule; only its {rule['layer']} team can change it."
+
+
+def _governance_crumbs(*trail: tuple[str, str | None]) -> list[tuple[str, str | None]]:
+    return _crumbs(("Rules", reverse("dashboard:rule_list")), *trail)
+
+
+@client_portal()
+@require_safe
+def rule_list(request: ClientRequest) -> HttpResponse:
+    """Every rule that governs the client, by layer; client admins also see their draft's changes."""
+    client = request.tenant
+    is_admin = _is_client_admin(request)
+    active = governance_selectors.ruleset_active_get(client=client)
+    rules = governance_selectors.layered_rules(client=client, version=active)
+    draft = governance_selectors.ruleset_draft_get(client=client) if is_admin else None
+    context = {
+        "active": active,
+        "layers": _rule_layers(rules),
+        "rule_count": len(rules),
+        "draft": draft,
+        "draft_layers": _rule_layers(draft.rules)[1:] if draft else [],
+        "draft_changes": rules_diff(active.rules if active else [], draft.rules) if draft else [],
+        "is_client_admin": is_admin,
+        "crumbs": _crumbs(("Rules", None)),
+    }
+    return render(request, "portals/dashboard/governance/rule_list.html", context)
+
+
+def _rule_form_page(
+    request: ClientRequest, form: ClientRuleForm, *, rule_key: str | None = None, status: int = 200
+) -> HttpResponse:
+    title = f"Edit {rule_key}" if rule_key else "Add a rule"
+    context = {
+        "form": form,
+        "rule_key": rule_key,
+        "context_doc": CONTEXT_DOC,
+        "crumbs": _governance_crumbs((title, None)),
+    }
+    return render(request, "portals/dashboard/governance/rule_form.html", context, status=status)
+
+
+def _save_rule(request: ClientRequest, form: ClientRuleForm, *, replace_key: str | None, source: str) -> bool:
+    """Write the form's rule into the draft as a client rule; the service's refusals go on the form."""
+    try:
+        governance_services.rule_save(
+            client=request.tenant,
+            rule=form.rule(source=source),
+            layer=CLIENT_LAYER,
+            actor=request.user,
+            replace_key=replace_key,
+        )
+    except RulesetError as error:
+        form.add_ruleset_errors(error.errors)
+        return False
+    except ApplicationError as error:
+        form.add_error(None, error.message)
+        return False
+    return True
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_http_methods(["GET", "POST"])
+def rule_create(request: ClientRequest) -> HttpResponse:
+    """A client admin adds a stricter rule (deny, require approval, redact) to the draft."""
+    pickers = governance_selectors.pickers(client=request.tenant)
+    form = ClientRuleForm(request.POST if request.method == "POST" else None, pickers=pickers)
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and _save_rule(request, form, replace_key=None, source="manual")
+    ):
+        messages.success(
+            request, f"Rule {form.cleaned_data['key']} was added to the draft; publish it to apply it."
+        )
+        return redirect("dashboard:rule_list")
+    return _rule_form_page(request, form)
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_http_methods(["GET", "POST"])
+def rule_edit(request: ClientRequest, key: str) -> HttpResponse:
+    """Change one of the client's own rules in the draft (partner and vendor rules are not theirs)."""
+    client = request.tenant
+    rule, _version = governance_selectors.working_rule_get(client=client, key=key)
+    if request.method == "GET" and rule["layer"] != CLIENT_LAYER:
+        messages.error(request, _not_yours(rule))
+        return redirect("dashboard:rule_list")
+    pickers = governance_selectors.pickers(client=client)
+    form = ClientRuleForm(
+        request.POST if request.method == "POST" else None,
+        pickers=pickers,
+        initial=ClientRuleForm.initial_from(rule),
+    )
+    # The service refuses another layer's rule: a crafted POST changes nothing.
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and _save_rule(request, form, replace_key=key, source=rule.get("source") or "manual")
+    ):
+        messages.success(
+            request, f"Rule {form.cleaned_data['key']} was saved in the draft; publish it to apply it."
+        )
+        return redirect("dashboard:rule_list")
+    return _rule_form_page(request, form, rule_key=key)
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_http_methods(["GET", "POST"])
+def rule_delete(request: ClientRequest, key: str) -> HttpResponse:
+    """Remove one of the client's own rules from the draft, after a confirmation page."""
+    client = request.tenant
+    if request.method == "POST":
+        try:
+            governance_services.rule_delete(client=client, key=key, layer=CLIENT_LAYER, actor=request.user)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Rule {key} was removed from the draft; publish it to apply it.")
+        return redirect("dashboard:rule_list")
+    rule, _version = governance_selectors.working_rule_get(client=client, key=key)
+    if rule["layer"] != CLIENT_LAYER:
+        messages.error(request, _not_yours(rule))
+        return redirect("dashboard:rule_list")
+    context = {"rule": rule, "crumbs": _governance_crumbs((f"Delete {key}", None))}
+    return render(request, "portals/dashboard/governance/rule_delete.html", context)
+
+
+@client_portal(roles=ADMIN_ONLY)
+@require_http_methods(["GET", "POST"])
+def ruleset_publish(request: ClientRequest) -> HttpResponse:
+    """Review the draft (checks, changes from the active version) and publish it."""
+    client = request.tenant
+    draft = governance_selectors.ruleset_draft_get(client=client)
+    active = governance_selectors.ruleset_active_get(client=client)
+    blocked: list[dict] | None = None
+    if draft is not None and request.method == "POST":
+        if request.POST.get("reviewed") != governance_services.rules_digest(draft.rules):
+            messages.warning(
+                request, "The draft changed after you opened this page; review the changes below again."
+            )
+        else:
+            try:
+                version = governance_services.ruleset_publish(
+                    client=client,
+                    version=draft,
+                    actor=request.user,
+                    layer=CLIENT_LAYER,
+                    reviewed_digest=request.POST.get("reviewed"),
+                )
+            except RulesetError as error:
+                blocked = _check_messages(error.errors, draft.rules)
+            except ApplicationError as error:
+                messages.error(request, error.message)
+            else:
+                messages.success(request, f"Version {version.number} of the rules is published and active.")
+                return redirect("dashboard:rule_list")
+    elif request.method == "POST":
+        messages.error(request, "There is no draft to publish.")
+    errors: list[dict] = []
+    warnings: list[dict] = []
+    if draft is not None:
+        errors, warnings = governance_services.ruleset_check(client=client, version=draft)
+    context = {
+        "draft": draft,
+        "active": active,
+        "errors": blocked if blocked is not None else _check_messages(errors, draft.rules if draft else []),
+        "blocked": blocked is not None,
+        "warnings": _check_messages(warnings, draft.rules if draft else []),
+        "changes": rules_diff(active.rules if active else [], draft.rules) if draft else [],
+        "reviewed": governance_services.rules_digest(draft.rules) if draft else "",
+        "crumbs": _governance_crumbs(("Publish", None)),
+    }
+    return render(request, "portals/dashboard/governance/ruleset_publish.html", context)
+
+
+@client_portal()
+@require_safe
+def decision_list(request: ClientRequest) -> HttpResponse:
+    """The client's decision log: every governance decision, newest first, filtered by effect or layer."""
+    form = DecisionFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    page_obj = governance_selectors.decision_page(
+        client=request.tenant, filters=filters, page=request.GET.get("page")
+    )
+    context = {
+        "form": form,
+        "page_obj": page_obj,
+        "filtered": any(filters.values()),
+        "crumbs": _crumbs(("Decisions", None)),
+    }
+    return render(request, "portals/dashboard/governance/decision_list.html", context)
+
+
+@client_portal()
+@require_safe
+def decision_detail(request: ClientRequest, pk: int) -> HttpResponse:
+    """One decision in full: the action, its context, the rules that matched and the one that decided."""
+    entry = governance_selectors.decision_get(client=request.tenant, pk=pk)
+    context = {
+        "entry": entry,
+        "crumbs": _crumbs(("Decisions", reverse("dashboard:decision_list")), (f"Decision {entry.pk}", None)),
+    }
+    return render(request, "portals/dashboard/governance/decision_detail.html", context)
