@@ -1,5 +1,7 @@
 """Seed demo data: vendor staff, two partners with their teams, three client projects with users.
 
+Initech also gets governance demo data (seed_governance_demo).
+
 Idempotent: running it again keeps what exists and fills in what is missing.
 """
 
@@ -125,6 +127,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"client {client.slug:10} {client.status:12} http://{client.primary_host}:8000/"
             )
+
+        # Initech (Bluepeak's client) gets a deployed agent, a published ruleset and a few decisions.
+        call_command("seed_governance_demo", client="initech", stdout=self.stdout)
 
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password: {password}):"))
         for where, _role, email in logins:
