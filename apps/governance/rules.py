@@ -47,8 +47,9 @@ CUSTOM_FUNCTIONS = frozenset({"rate"})
 # Cost bound, checked when a ruleset is compiled or published: CEL always terminates, but a long or
 # deeply nested expression, or nested comprehensions over big lists, can still be slow on every action.
 MAX_CONDITION_LENGTH = 1000
-# Rules in one list (a ruleset version or a policy pack).
-MAX_RULES = 500
+# Rules one author's list may hold (a ruleset version, a policy pack); a compiled ruleset layers
+# a pack's rules with a version's and is not bounded by it.
+MAX_RULES = 1000
 MAX_NESTING_DEPTH = 12
 MAX_COMPREHENSIONS = 3
 
@@ -151,7 +152,11 @@ def check_condition(expression: str) -> tuple[cel.Program | None, list[str]]:
 
 
 def validate_rules(
-    data, *, layers: frozenset[str] = frozenset(LAYERS), check_conditions: bool = True
+    data,
+    *,
+    layers: frozenset[str] = frozenset(LAYERS),
+    check_conditions: bool = True,
+    max_rules: int | None = MAX_RULES,
 ) -> list[dict]:
     """Validate a list of governance rules and return their normalised form.
 
@@ -159,8 +164,8 @@ def validate_rules(
     vendor rules come from the deployed version's policy pack). Raises RulesetError listing every
     problem with its path.
     """
-    if isinstance(data, list) and len(data) > MAX_RULES:
-        raise RulesetError([{"path": "rules", "message": f"at most {MAX_RULES} rules"}])
+    if max_rules is not None and isinstance(data, list) and len(data) > max_rules:
+        raise RulesetError([{"path": "rules", "message": f"at most {max_rules} rules"}])
     try:
         rules = _RULES.validate_python(data)
     except ValidationError as exc:

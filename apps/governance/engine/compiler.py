@@ -55,7 +55,7 @@ def compile_ruleset(
         if cached is not None:
             _cache.move_to_end(key)
             return cached
-    checked = validate_rules(rules, check_conditions=False) if validate else rules
+    checked = validate_rules(rules, check_conditions=False, max_rules=None) if validate else rules
     compiled_rules = []
     errors: list[dict] = []
     conditions: dict[str, tuple] = {}  # each distinct condition is compiled once
