@@ -355,12 +355,15 @@ def _rule_form_page(
     return render(request, "portals/dashboard/governance/rule_form.html", context, status=status)
 
 
-def _save_rule(request: ClientRequest, form: ClientRuleForm, *, replace_key: str | None, source: str) -> bool:
-    """Write the form's rule into the draft as a client rule; the service's refusals go on the form."""
+def _save_rule(
+    request: ClientRequest, form: ClientRuleForm, *, replace_key: str | None, base: dict | None
+) -> bool:
+    """Write the form's rule into the draft as a client rule (an edited rule, `base`, keeps its source);
+    the service's refusals go on the form."""
     try:
         governance_services.rule_save(
             client=request.tenant,
-            rule=form.rule(source=source),
+            rule=form.rule(base),
             layer=CLIENT_LAYER,
             actor=request.user,
             replace_key=replace_key,
@@ -383,7 +386,7 @@ def rule_create(request: ClientRequest) -> HttpResponse:
     if (
         request.method == "POST"
         and form.is_valid()
-        and _save_rule(request, form, replace_key=None, source="manual")
+        and _save_rule(request, form, replace_key=None, base=None)
     ):
         messages.success(
             request, f"Rule {form.cleaned_data['key']} was added to the draft; publish it to apply it."
@@ -408,11 +411,7 @@ def rule_edit(request: ClientRequest, key: str) -> HttpResponse:
         initial=ClientRuleForm.initial_from(rule),
     )
     # The service refuses another layer's rule: a crafted POST changes nothing.
-    if (
-        request.method == "POST"
-        and form.is_valid()
-        and _save_rule(request, form, replace_key=key, source=rule.get("source") or "manual")
-    ):
+    if request.method == "POST" and form.is_valid() and _save_rule(request, form, replace_key=key, base=rule):
         messages.success(
             request, f"Rule {form.cleaned_data['key']} was saved in the draft; publish it to apply it."
         )

@@ -24,6 +24,7 @@ from apps.governance import selectors, services
 from apps.governance.context import CONTEXT_DOC
 from apps.governance.diff import rules_diff
 from apps.governance.engine import read_paths
+from apps.governance.forms import condition_problems
 from apps.governance.models import RulesetVersion
 from apps.governance.rules import CONTEXT_VARIABLES, RulesetError, check_condition
 from apps.tenancy.models import Client
@@ -132,9 +133,6 @@ def _explain(errors: list[dict], rules: list[dict]) -> list[dict]:
     return explained
 
 
-_CEL_ERROR = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)((?:\n\|[^\n]*)*)")
-
-
 def condition_report(expression: str) -> dict:
     """What the live check shows for a condition: whether it compiles and what it reads, or its errors
     (a syntax error with its line, column and the line marked where the parser stopped)."""
@@ -142,21 +140,7 @@ def condition_report(expression: str) -> dict:
     if not expression:
         return {"empty": True, "ok": True, "errors": [], "reads": []}
     program, problems = check_condition(expression)
-    errors: list[dict] = []
-    for problem in problems:
-        found = list(_CEL_ERROR.finditer(problem))
-        if not found:
-            errors.append({"message": problem, "line": None, "column": None, "excerpt": ""})
-        for match in found:
-            excerpt = "\n".join(line.removeprefix("| ") for line in match.group(4).strip("\n").split("\n"))
-            errors.append(
-                {
-                    "message": match.group(3),
-                    "line": int(match.group(1)),
-                    "column": int(match.group(2)),
-                    "excerpt": excerpt,
-                }
-            )
+    errors = condition_problems(problems)
     reads: list[str] = []
     uses_rate = False
     if program is not None:
