@@ -51,6 +51,27 @@ def validate_host_list(value) -> None:
         raise ValidationError(f"Not a host name: {', '.join(bad[:5])} (write them like acme.com).")
 
 
+# An outbound allowlist entry: a host name (optionally `*.`-prefixed to cover its subdomains, or a single
+# label such as `localhost`) or an IP address, with an optional port.
+OUTBOUND_HOST_RE = re.compile(
+    r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$"
+    r"|^\[[0-9a-f:]+\](?::\d{1,5})?$"
+)
+
+
+def validate_outbound_hosts(value) -> None:
+    """At most MAX_HOSTS entries like api.acme.com, *.acme.com, 10.0.0.5:8443 or [::1]:8080."""
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of host names.")
+    if len(value) > MAX_HOSTS:
+        raise ValidationError(f"At most {MAX_HOSTS} host names.")
+    bad = [str(host) for host in value if not isinstance(host, str) or not OUTBOUND_HOST_RE.match(host)]
+    if bad:
+        raise ValidationError(
+            f"Not a host: {', '.join(bad[:5])} (write them like api.acme.com, *.acme.com or 10.0.0.5:8443)."
+        )
+
+
 def validate_attributes(value) -> None:
     """A flat map of at most MAX_ATTRIBUTES snake_case keys to text (≤ 200), numbers or booleans."""
     if not isinstance(value, dict):
@@ -130,6 +151,21 @@ class Client(TenantMixin, TimeStampedModel):
         validators=[validate_host_list],
         help_text="Hosts outside calls may reach without approval.",
     )
+    # The outbound client's hard limit (webhooks, http.request): no host outside this list is ever called,
+    # whatever the rules say. Set by the partner.
+    outbound_hosts = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_outbound_hosts],
+        help_text="Hosts the agents' outbound calls may ever reach (api.acme.com, *.acme.com); empty: none.",
+    )
+    outbound_private_networks = models.BooleanField(
+        default=False,
+        help_text=(
+            "Let outbound calls reach private, loopback and link-local addresses (an on-premises service). "
+            "Off, they are refused even when a host name resolves to one."
+        ),
+    )
     attributes = models.JSONField(
         default=dict,
         blank=True,
@@ -181,3 +217,26 @@ class Domain(DomainMixin):
 
     def get_additional_data(self) -> dict:
         return {"client_id": self.tenant_id}
+
+
+class ClientAuditCount(models.Model):
+    """How many audit events of one kind a client recorded on one day.
+
+    This is all the vendor sees of a client's trail. Filled by a periodic task from each client's
+    own audit trail; never holds event contents.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="audit_counts")
+    day = models.DateField()
+    kind = models.CharField(max_length=60)
+    count = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "client_id", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "day", "kind"], name="client_audit_count_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.day} {self.kind}: {self.count}"
