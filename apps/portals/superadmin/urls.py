@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import factory_views, pack_views, rollout_views, views
+from . import audit_views, factory_views, pack_views, rollout_views, views
 
 app_name = "superadmin"
 
@@ -50,4 +50,6 @@ urlpatterns = [
     path("rollouts/<int:pk>/", rollout_views.rollout_detail, name="rollout_detail"),
     path("rollouts/<int:pk>/revert/", rollout_views.rollout_revert, name="rollout_revert"),
     path("rollouts/<int:pk>/resume/", rollout_views.rollout_resume, name="rollout_resume"),
+    # Audit activity: per-client event counts (never the events)
+    path("audit/", audit_views.audit_counts, name="audit_counts"),
 ]

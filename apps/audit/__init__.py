@@ -1,0 +1,1 @@
+"""A client's tamper-evident audit trail: hash-chained, append-only events, verification and export."""
