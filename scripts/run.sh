@@ -16,6 +16,8 @@ BIN=$ROOT/.venv/bin
 if [ -f .var/env ]; then set -a; . .var/env; set +a; fi
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-config.settings.base}
 export PYTHONUNBUFFERED=1  # so prefixed log lines appear as they happen
+# Links in e-mails sent by the worker (approval requests) point at this server.
+export PUBLIC_URL_PORT=${PUBLIC_URL_PORT:-$PORT}
 
 tcp_open 127.0.0.1 "$PORT" && die "port $PORT is already in use (another make run?). Use: make run PORT=8001"
 

@@ -199,6 +199,8 @@ ITSM_SPEC = {
                     id="{{ inputs.ticket_id }}",
                     status="resolved",
                     resolved_at="{{ now }}",
+                    # Unchanged, but carried so rules can tell which tickets are being closed.
+                    priority="{{ steps.load.priority }}",
                 ),
                 _step(
                     "comment",

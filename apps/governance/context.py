@@ -13,7 +13,7 @@ Variables (every condition can read these; CONTEXT_DOC below is what the editor 
 - `input`    injection (0 to 1 prompt-injection score over all free text in params), flags
 - `data`     classification (highest of the touched canonical fields: public < internal < confidential
              < restricted), fields ("entity.field" touched), pii (kinds found in params)
-- `trace`    steps, cost, depth (so far, in this task)
+- `trace`    steps, cost, tokens, depth (so far, in this task)
 - `time`     now (ISO 8601), weekday (1 = Monday … 7), hour, business_hours, in the client's time zone
 
 Pure given its inputs and `now`: the guards are deterministic, and the clock is passed in.
@@ -108,7 +108,12 @@ CONTEXT_DOC: list[tuple[str, str, list[tuple[str, str]]]] = [
     (
         "trace",
         "The task so far.",
-        [("steps", "actions proposed so far"), ("cost", "cost so far"), ("depth", "sub-task depth")],
+        [
+            ("steps", "actions proposed so far"),
+            ("cost", "cost so far (LLM planner)"),
+            ("tokens", "LLM tokens used so far"),
+            ("depth", "sub-task depth"),
+        ],
     ),
     (
         "time",
@@ -217,6 +222,7 @@ def trace_context(trace: Mapping | None) -> dict:
     return {
         "steps": int(trace.get("steps") or 0),
         "cost": float(trace.get("cost") or 0.0),
+        "tokens": int(trace.get("tokens") or 0),
         "depth": int(trace.get("depth") or 0),
     }
 

@@ -37,7 +37,7 @@ CONTEXT_SCHEMA: dict[str, frozenset[str]] = {
     ),
     "input": frozenset({"injection", "flags"}),
     "data": frozenset({"classification", "fields", "pii"}),
-    "trace": frozenset({"steps", "cost", "depth"}),
+    "trace": frozenset({"steps", "cost", "tokens", "depth"}),
     "time": frozenset({"now", "weekday", "hour", "business_hours"}),
 }
 CONTEXT_VARIABLES = frozenset(CONTEXT_SCHEMA)

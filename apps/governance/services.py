@@ -328,7 +328,7 @@ def test_context_clean(context) -> dict:
             raise ApplicationError(f"'{name}' is an object of its fields.", field="context")
     for name, fields in (
         ("principal", ("kind", "id", "role", "channel")),
-        ("trace", ("steps", "cost", "depth")),
+        ("trace", ("steps", "cost", "tokens", "depth")),
     ):
         extra = sorted(set(context.get(name, {})) - set(fields))
         if extra:
@@ -339,7 +339,7 @@ def test_context_clean(context) -> dict:
         raise ApplicationError("The principal's fields are text.", field="context")
     trace = context.get("trace", {})
     if any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in trace.values()):
-        raise ApplicationError("The trace's steps, cost and depth are numbers ≥ 0.", field="context")
+        raise ApplicationError("The trace's steps, cost, tokens and depth are numbers ≥ 0.", field="context")
     rates = context.get("rates", {})
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in rates.values()):
         raise ApplicationError(

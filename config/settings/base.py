@@ -4,6 +4,8 @@ Development defaults are safe on a laptop; with DEBUG off the process refuses
 to start on the development secret key.
 """
 
+import base64
+import hashlib
 from datetime import timedelta
 
 from csp.constants import NONE, SELF
@@ -22,12 +24,30 @@ SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set to a private value when DEBUG is off.")
 
+# Keys that encrypt secrets at rest (data-source passwords, LLM API keys): Fernet keys, comma-separated;
+# the first encrypts, all decrypt (add a new key first, run `manage.py rotate_encryption_keys`, then drop
+# the old one). Development and tests derive one from SECRET_KEY; production must set its own.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+if not FIELD_ENCRYPTION_KEYS:
+    if TRIPLANE_ENV == "production":
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS must be set in production (TRIPLANE_ENV=production): one or more Fernet "
+            "keys, comma-separated, e.g. from "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+        )
+    FIELD_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(
+            hashlib.sha256(f"triplane-field-encryption:{SECRET_KEY}".encode()).digest()
+        ).decode()
+    ]
+
 # The vendor's own host: super-admin and management portals, Django admin, API.
 # Client dashboards live on <slug>.<PLATFORM_DOMAIN> or on a custom domain.
 PLATFORM_DOMAIN = env.str("PLATFORM_DOMAIN", default="localhost")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[PLATFORM_DOMAIN, f".{PLATFORM_DOMAIN}", "127.0.0.1"])
 # Scheme and port used to build absolute links in emails (invites, set-password).
 PUBLIC_URL_SCHEME = env.str("PUBLIC_URL_SCHEME", default="http" if DEBUG else "https")
+# The port in links sent by e-mail from workers (no request to read it from); empty for 80/443.
 PUBLIC_URL_PORT = env.str("PUBLIC_URL_PORT", default="8000" if DEBUG else "")
 
 # --- Applications -----------------------------------------------------------
@@ -70,6 +90,9 @@ TENANT_APPS = [
     "auditlog",
     "apps.deployments",
     "apps.governance",
+    "apps.connectors",
+    "apps.audit",
+    "apps.runtime",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -141,7 +164,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Expire and escalate held actions; re-queue tasks no worker holds (e.g. after a worker was killed).
+    "runtime-sweep": {"task": "apps.runtime.tasks.runtime_sweep", "schedule": 60.0},
+    # The per-client audit event counts the vendor sees (recounts today and yesterday; idempotent).
+    "audit-counts": {"task": "apps.audit.tasks.audit_counts_aggregate", "schedule": timedelta(minutes=15)},
+}
 
 # --- Authentication and access ---------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -231,6 +259,10 @@ SPECTACULAR_SETTINGS = {
 # --- Email ------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# SQLite data sources name a file on this server: development only (the tests turn them on).
+CONNECTORS_ALLOW_SQLITE = env.bool("CONNECTORS_ALLOW_SQLITE", default=DEBUG)
+# Mail sent by agents (notify.email) and approval notices never hangs a worker.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Triplane <no-reply@triplane.local>")
 
 # --- Internationalisation, static files -------------------------------------

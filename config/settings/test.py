@@ -4,6 +4,8 @@ from config.settings.base import *
 from config.settings.base import REDIS_URL, env
 
 DEBUG = False
+# The client-database tests use SQLite files beside PostgreSQL and MariaDB.
+CONNECTORS_ALLOW_SQLITE = True
 # Tests use their own Redis database so a running dev worker never sees test tasks.
 REDIS_URL = env.str("TEST_REDIS_URL", default=REDIS_URL.rsplit("/", 1)[0] + "/15")
 CACHES = {

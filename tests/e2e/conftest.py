@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core import mail
 from django.core.management import call_command
 from django.db import connection, connections
+
+from tests.redis_state import forget_counters
 
 # Playwright's sync API runs an event loop in the test thread; the ORM is used beside it.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -106,7 +109,8 @@ def _client_schemas() -> set[str]:
 
 @pytest.fixture
 def demo_data():
-    """`seed_demo`: vendor admin, partners northwind/bluepeak, clients acme/globex/initech (ready).
+    """`seed_demo`: vendor admin, partners northwind/bluepeak, clients acme/globex/initech (ready);
+    Globex with its helpdesk database (dropped before and after).
 
     Logins: admin@triplane.local (vendor), admin@acme.test (Acme's client admin), password
     `triplane-demo`. Afterwards every client schema created during the test is dropped
@@ -114,13 +118,28 @@ def demo_data():
     """
     connection.set_schema_to_public()
     before = _client_schemas()
+    _drop_helpdesk_databases()
+    forget_counters()
     call_command("seed_demo", stdout=StringIO())
+    mail.outbox.clear()  # the demo's own tasks mailed people; tests count their own mail
     yield DEMO_PASSWORD
     connection.set_schema_to_public()
     created = _client_schemas() - before - {"public", settings.TENANT_BASE_SCHEMA}
     with connection.cursor() as cursor:
         for schema in sorted(created):
             cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    _drop_helpdesk_databases()
+
+
+def _drop_helpdesk_databases() -> None:
+    """The demo helpdesk databases seed_demo makes beside the test database (seed_runtime_demo)."""
+    from apps.connectors.clientdb import dispose_engines
+    from apps.runtime.management.commands.seed_runtime_demo import helpdesk_database_name
+
+    dispose_engines()  # pooled connections to a database about to go
+    name = helpdesk_database_name("globex")
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- Celery worker --------------------------------------------------------------

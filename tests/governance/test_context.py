@@ -131,7 +131,7 @@ def test_decision_context_for_a_deployment(world):
     assert context["tenant"]["attributes"] == {"tier": "gold"}
     assert context["input"]["injection"] >= 0.5 and context["input"]["flags"]
     assert context["data"]["pii"] == ["email"]
-    assert context["trace"] == {"steps": 4, "cost": 0.0, "depth": 0}
+    assert context["trace"] == {"steps": 4, "cost": 0.0, "tokens": 0, "depth": 0}
     assert context["time"]["weekday"] == 6 and not context["time"]["business_hours"]
 
 

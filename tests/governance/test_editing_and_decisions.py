@@ -262,7 +262,7 @@ def test_test_cases_run_with_a_built_context_the_case_overrides(world, deployed)
     with tenant_context(client):
         case = services.RuleTestCase.objects.get(name="a runaway task is stopped")
         built = services.test_case_context(client, case)
-    assert built["trace"] == {"steps": 51, "cost": 0.0, "depth": 0}
+    assert built["trace"] == {"steps": 51, "cost": 0.0, "tokens": 0, "depth": 0}
     assert built["agent"]["deployment"] == deployed.pk and built["time"]["business_hours"] is True
     assert built["tenant"]["slug"] == client.slug and built["input"]["injection"] == 0.0
 

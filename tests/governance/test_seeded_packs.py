@@ -32,6 +32,7 @@ VALUES = {
     "steps.load.reference": "INC-1001",
     "steps.load.subject": "VPN drops every hour",
     "steps.load.requester_id": "P-42",
+    "steps.load.priority": "medium",
     "steps.requester.email": "ana@acme.com",
     "settings.oncall_webhook_url": "https://hooks.acme.com/oncall",
     "inputs.invoice_id": "INV-77",

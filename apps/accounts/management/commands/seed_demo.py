@@ -1,6 +1,7 @@
 """Seed demo data: vendor staff, two partners with their teams, three client projects with users.
 
-Initech also gets governance demo data (seed_governance_demo).
+Initech also gets governance demo data (seed_governance_demo); Globex a helpdesk database, a deployed
+service-desk agent with rules and a few tasks (seed_runtime_demo).
 
 Idempotent: running it again keeps what exists and fills in what is missing.
 """
@@ -130,6 +131,8 @@ class Command(BaseCommand):
 
         # Initech (Bluepeak's client) gets a deployed agent, a published ruleset and a few decisions.
         call_command("seed_governance_demo", client="initech", stdout=self.stdout)
+        # Globex (Northwind's second client) gets a helpdesk database, its mapping, rules and a few tasks.
+        call_command("seed_runtime_demo", client="globex", stdout=self.stdout)
 
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password: {password}):"))
         for where, _role, email in logins:
