@@ -19,6 +19,8 @@ from guardian.models import UserObjectPermission
 
 import tests.matrix
 from apps.accounts.models import ClientMembership, PartnerMembership, User
+from apps.audit.models import AuditEvent
+from apps.connectors.models import DataSource, FieldMapping
 from apps.deployments.models import Deployment, DeploymentTransition
 from apps.factory import selectors as factory_selectors
 from apps.factory import services as factory_services
@@ -38,6 +40,7 @@ from apps.governance.models import (
     RulesetVersion,
     RuleTestCase,
 )
+from apps.runtime.models import Approval, LlmEndpoint, Step, Task, TaskSchedule
 from apps.tenancy.models import Client, Domain, Partner
 from tests.conftest import PERSONAS, PLATFORM_HOST, host_of, http_client
 from tests.matrix.base import (
@@ -510,6 +513,14 @@ def snapshot(world) -> str:
                 RuleTestCase,
                 DecisionLog,
                 EvaluationKey,
+                DataSource,
+                FieldMapping,
+                AuditEvent,
+                Task,
+                Step,
+                Approval,
+                LlmEndpoint,
+                TaskSchedule,
             ):
                 digest.update(repr(list(model.objects.order_by("pk").values())).encode())
     connection.set_schema_to_public()

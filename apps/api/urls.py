@@ -4,7 +4,7 @@ from csp.decorators import csp_update
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import deployments, factory, governance, views
+from . import audit, deployments, factory, governance, runtime, views
 
 app_name = "api"
 
@@ -96,6 +96,16 @@ client_urlpatterns = [
         path(f"governance/{route}", view, name=f"governance_{name}")
         for route, view, name in governance_routes
     ],
+    # The governed runtime: tasks with their traces, approvals of held actions.
+    path("tasks", runtime.TaskListCreateApi.as_view(), name="task_list"),
+    path("tasks/<int:pk>", runtime.TaskDetailApi.as_view(), name="task_detail"),
+    path("approvals", runtime.ApprovalListApi.as_view(), name="approval_list"),
+    path("approvals/<int:pk>/approve", runtime.ApprovalApproveApi.as_view(), name="approval_approve"),
+    path("approvals/<int:pk>/reject", runtime.ApprovalRejectApi.as_view(), name="approval_reject"),
+    # The client's audit trail: its events, their export, the chain check.
+    path("audit/events", audit.AuditEventListApi.as_view(), name="audit_event_list"),
+    path("audit/export", audit.AuditExportApi.as_view(), name="audit_export"),
+    path("audit/verify", audit.AuditVerifyApi.as_view(), name="audit_verify"),
 ]
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import client_governance_views, governance_views, views
+from . import client_governance_views, connector_views, governance_views, llm_views, views
 
 app_name = "management"
 
@@ -49,6 +49,17 @@ urlpatterns = [
         "clients/<int:pk>/deployments/<int:deployment_id>/evaluation-keys/<int:key_id>/revoke/",
         client_governance_views.evaluation_key_revoke,
         name="evaluation_key_revoke",
+    ),
+    # A deployment's LLM endpoint (also before deployment_action, which would take "llm-endpoint").
+    path(
+        "clients/<int:pk>/deployments/<int:deployment_id>/llm-endpoint/",
+        llm_views.llm_endpoint_edit,
+        name="llm_endpoint",
+    ),
+    path(
+        "clients/<int:pk>/deployments/<int:deployment_id>/llm-endpoint/delete/",
+        llm_views.llm_endpoint_delete,
+        name="llm_endpoint_delete",
     ),
     path(
         "clients/<int:pk>/deployments/<int:deployment_id>/<str:action>/",
@@ -111,6 +122,38 @@ urlpatterns = [
         "clients/<int:pk>/governance/decisions/<int:decision_id>/",
         governance_views.decision_detail,
         name="governance_decision_detail",
+    ),
+    # A client's data: data sources, connection tests, and each deployment's field mapping
+    path("clients/<int:pk>/data-sources/", connector_views.data_source_list, name="client_data_sources"),
+    path(
+        "clients/<int:pk>/data-sources/new/",
+        connector_views.data_source_create,
+        name="client_data_source_create",
+    ),
+    path(
+        "clients/<int:pk>/data-sources/<int:source_id>/edit/",
+        connector_views.data_source_edit,
+        name="client_data_source_edit",
+    ),
+    path(
+        "clients/<int:pk>/data-sources/<int:source_id>/delete/",
+        connector_views.data_source_delete,
+        name="client_data_source_delete",
+    ),
+    path(
+        "clients/<int:pk>/data-sources/<int:source_id>/test/",
+        connector_views.data_source_test,
+        name="client_data_source_test",
+    ),
+    path(
+        "clients/<int:pk>/mappings/<int:deployment_id>/",
+        connector_views.field_mapping_edit,
+        name="client_field_mapping",
+    ),
+    path(
+        "clients/<int:pk>/mappings/<int:deployment_id>/delete/",
+        connector_views.field_mapping_delete,
+        name="client_field_mapping_delete",
     ),
     path("team/", views.team, name="team"),
     path("team/invite/", views.team_invite, name="team_invite"),
