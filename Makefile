@@ -28,7 +28,7 @@ STAMP := $(VENV)/.installed-$(REQ_SHA)
 # scripts/services.sh wrote (they may name project-local servers in .var/).
 WITH_SERVICES := set -a && . ./.var/env && set +a &&
 
-.PHONY: help venv services services-stop services-status chromium migrate seed run \
+.PHONY: help venv services services-stop services-status chromium mariadb migrate seed run \
         test lint format check-migrations bench ci clean
 
 help: ## List the targets
@@ -60,6 +60,9 @@ services-status: ## Show which PostgreSQL/Redis this checkout uses
 chromium: ## Make sure /usr/bin/chromium exists for the browser tests
 	@bash scripts/chromium.sh
 
+mariadb: ## Make sure MariaDB answers at 127.0.0.1:3306 for the client-database tests
+	@bash scripts/mariadb.sh
+
 migrate: services ## Migrate public, the tenant template and every client schema
 	$(WITH_SERVICES) $(BIN)/python manage.py migrate_schemas --noinput
 
@@ -69,7 +72,7 @@ seed: migrate ## Load the demo data (idempotent; prints the logins)
 run: seed ## Run web on :8000 (PORT=...) + Celery worker + beat; Ctrl-C stops all three
 	@$(WITH_SERVICES) PORT=$(PORT) bash scripts/run.sh
 
-test: venv services chromium ## Run the whole pytest suite (ARGS="..." passes options)
+test: venv services mariadb chromium ## Run the whole pytest suite (ARGS="..." passes options)
 	$(WITH_SERVICES) DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/pytest $(ARGS)
 
 lint: venv ## ruff check + import-linter contracts + mypy (what CI runs)
